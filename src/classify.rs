@@ -1,0 +1,83 @@
+//! Decides what an outcome was: success, or which low-cardinality `error.type`. Pure: it
+//! reads facts and returns a verdict; recording the verdict is `telemetry`'s job.
+
+use std::borrow::Cow;
+
+use crate::names::*;
+use crate::observe::json::JsonStatus;
+
+/// How the response body ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyEnd {
+    /// Read to its end.
+    Complete,
+    /// The user dropped the body before its end (not a failure of the call).
+    Dropped,
+    /// Reading it failed (connection reset, timeout).
+    Failed {
+        /// Whether the failure was a timeout.
+        timeout: bool,
+    },
+}
+
+/// The facts of a finished response that the verdict depends on.
+#[derive(Debug, Clone, Copy)]
+pub struct ResponseVerdictInput {
+    /// Final HTTP status code.
+    pub status: u16,
+    /// Whether the answer was an SSE stream.
+    pub streamed: bool,
+    /// For a stream: whether `data: [DONE]` arrived.
+    pub stream_done: bool,
+    /// How a JSON body parsed (`None` for streams).
+    pub json: Option<JsonStatus>,
+    /// How the body ended.
+    pub end: BodyEnd,
+}
+
+/// The `error.type` of a response, or `None` for a success.
+///
+/// ```
+/// use llm_gateway_otel::classify::{classify_response, BodyEnd, ResponseVerdictInput};
+/// use llm_gateway_otel::observe::json::JsonStatus;
+/// let ok = ResponseVerdictInput { status: 200, streamed: false, stream_done: false,
+///     json: Some(JsonStatus::Complete), end: BodyEnd::Complete };
+/// assert_eq!(classify_response(&ok), None);
+/// let limited = ResponseVerdictInput { status: 429, ..ok };
+/// assert_eq!(classify_response(&limited).as_deref(), Some("429"));
+/// let broken = ResponseVerdictInput { streamed: true, json: None, ..ok };
+/// assert_eq!(classify_response(&broken).as_deref(), Some("stream_interrupted"));
+/// ```
+pub fn classify_response(r: &ResponseVerdictInput) -> Option<Cow<'static, str>> {
+    if !(200..300).contains(&r.status) {
+        return Some(Cow::Owned(r.status.to_string()));
+    }
+    match r.end {
+        BodyEnd::Failed { timeout: true } => Some(Cow::Borrowed(ERROR_TYPE_TIMEOUT)),
+        BodyEnd::Failed { timeout: false } if r.streamed => {
+            Some(Cow::Borrowed(ERROR_TYPE_STREAM_INTERRUPTED))
+        }
+        BodyEnd::Failed { timeout: false } => Some(Cow::Borrowed(ERROR_TYPE_BODY_INTERRUPTED)),
+        // The user stopped reading: what was not read cannot be judged.
+        BodyEnd::Dropped => None,
+        BodyEnd::Complete if r.streamed && !r.stream_done => {
+            Some(Cow::Borrowed(ERROR_TYPE_STREAM_INTERRUPTED))
+        }
+        BodyEnd::Complete => match r.json {
+            Some(JsonStatus::Truncated) | Some(JsonStatus::Malformed) => {
+                Some(Cow::Borrowed(ERROR_TYPE_MALFORMED_RESPONSE))
+            }
+            _ => None,
+        },
+    }
+}
+
+/// The `error.type` of a call that got no response at all.
+pub fn classify_transport(err: &reqwest_middleware::Error) -> &'static str {
+    match err {
+        reqwest_middleware::Error::Reqwest(e) if e.is_timeout() => ERROR_TYPE_TIMEOUT,
+        reqwest_middleware::Error::Reqwest(e) if e.is_connect() => ERROR_TYPE_CONNECT,
+        reqwest_middleware::Error::Reqwest(_) => ERROR_TYPE_REQUEST,
+        reqwest_middleware::Error::Middleware(_) => ERROR_TYPE_MIDDLEWARE,
+    }
+}

@@ -1,0 +1,121 @@
+//! The middleware's configuration and its builder. Every mistake is reported by
+//! [`GatewayMiddlewareBuilder::build`], never at call time.
+
+use std::fmt;
+
+use crate::region::Region;
+use crate::request::{GatewayMatcher, RegionMap, RequestMatcher};
+use crate::GatewayMiddleware;
+
+/// Default cap on the error body recorded on a span: the first 8 KiB.
+pub const DEFAULT_ERROR_BODY_LIMIT: usize = 8 * 1024;
+
+/// Largest error-body limit accepted (the error body is read ahead up to the limit).
+pub const MAX_ERROR_BODY_LIMIT: usize = 1024 * 1024;
+
+pub(crate) struct Config {
+    pub(crate) matcher: Box<dyn RequestMatcher>,
+    pub(crate) regions: RegionMap,
+    pub(crate) error_body_limit: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            matcher: Box::new(GatewayMatcher::default()),
+            regions: RegionMap::default(),
+            error_body_limit: DEFAULT_ERROR_BODY_LIMIT,
+        }
+    }
+}
+
+/// A configuration mistake, reported when the middleware is built.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(String);
+
+impl ConfigError {
+    pub(crate) fn new(message: String) -> Self {
+        ConfigError(message)
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "llm-gateway-otel configuration: {}", self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Builds a [`GatewayMiddleware`].
+///
+/// ```
+/// use llm_gateway_otel::{GatewayMiddleware, Region};
+/// // A simulator or proxy on another host: match it and label its region.
+/// let middleware = GatewayMiddleware::builder()
+///     .gateway_host("127.0.0.1:8080", Region::EU)
+///     .error_body_limit(4096)
+///     .build()
+///     .unwrap();
+/// ```
+#[derive(Default)]
+pub struct GatewayMiddlewareBuilder {
+    matcher: Option<Box<dyn RequestMatcher>>,
+    hosts: GatewayMatcher,
+    regions: RegionMap,
+    error_body_limit: Option<usize>,
+}
+
+impl GatewayMiddlewareBuilder {
+    /// Treat `host` (`"host"` or `"host:port"`) as a gateway: its chat-completions calls are
+    /// observed and recorded with `region`. For proxies and local simulators.
+    pub fn gateway_host(mut self, host: impl Into<String>, region: Region) -> Self {
+        let host = host.into();
+        self.hosts = self.hosts.with_host(host.clone());
+        self.regions.insert(host, region);
+        self
+    }
+
+    /// The region recorded for a host (`"host"` or `"host:port"`) without changing what is
+    /// matched.
+    pub fn region_for_host(mut self, host: impl Into<String>, region: Region) -> Self {
+        self.regions.insert(host.into(), region);
+        self
+    }
+
+    /// The region recorded for hosts that are neither the gateway's own nor configured
+    /// (default `unknown`).
+    pub fn default_region(mut self, region: Region) -> Self {
+        self.regions.set_default(region);
+        self
+    }
+
+    /// Replace the matcher that decides which calls are observed (this also replaces the
+    /// hosts added with [`gateway_host`](Self::gateway_host)).
+    pub fn matcher(mut self, matcher: impl RequestMatcher) -> Self {
+        self.matcher = Some(Box::new(matcher));
+        self
+    }
+
+    /// How many bytes of a non-2xx body are read ahead and recorded (after redaction) as
+    /// `llm_gateway.error.body`; default [`DEFAULT_ERROR_BODY_LIMIT`], at most 1 MiB.
+    pub fn error_body_limit(mut self, bytes: usize) -> Self {
+        self.error_body_limit = Some(bytes);
+        self
+    }
+
+    /// Checks the configuration and builds the middleware.
+    pub fn build(self) -> Result<GatewayMiddleware, ConfigError> {
+        let error_body_limit = self.error_body_limit.unwrap_or(DEFAULT_ERROR_BODY_LIMIT);
+        if error_body_limit > MAX_ERROR_BODY_LIMIT {
+            return Err(ConfigError::new(format!(
+                "error_body_limit {error_body_limit} is over the maximum {MAX_ERROR_BODY_LIMIT}"
+            )));
+        }
+        Ok(GatewayMiddleware::from_config(Config {
+            matcher: self.matcher.unwrap_or_else(|| Box::new(self.hosts)),
+            regions: self.regions,
+            error_body_limit,
+        }))
+    }
+}

@@ -1,0 +1,241 @@
+//! Export: sets up OpenTelemetry trace export from the standard `OTEL_*` environment
+//! variables and connects `tracing` to it, returning a guard that flushes on drop.
+//!
+//! | variable | effect |
+//! | --- | --- |
+//! | `OTEL_SDK_DISABLED=true` | nothing is exported |
+//! | `OTEL_TRACES_EXPORTER` | `otlp` (default), `console` (readable lines on stdout), `none` |
+//! | `OTEL_EXPORTER_OTLP_PROTOCOL`, `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL` | `grpc` (default) or `http/protobuf` |
+//! | `OTEL_EXPORTER_OTLP_ENDPOINT`, `…_TRACES_ENDPOINT`, `…_HEADERS`, `…_TIMEOUT` | read by `opentelemetry-otlp` |
+//! | `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES` | the resource |
+//! | `OTEL_TRACES_SAMPLER`, `OTEL_BSP_*` | read by the SDK |
+//! | `RUST_LOG` | the console log filter (default `warn`); spans are exported whatever it says |
+//!
+//! gRPC goes through tonic; HTTP/protobuf through a blocking client (the async reqwest client
+//! inside the SDK's batch thread panics with "no reactor running").
+
+use std::fmt;
+use std::time::Duration;
+
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::trace::{SdkTracerProvider, SpanProcessor, TracerProviderBuilder};
+use opentelemetry_sdk::Resource;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
+
+mod console;
+
+pub use console::{rfc3339_utc, ConsoleExporter};
+
+/// How long dropping the guard may wait for the last spans to leave.
+pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why telemetry could not be set up.
+#[derive(Debug)]
+pub struct InitError(String);
+
+impl fmt::Display for InitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "telemetry setup failed: {}", self.0)
+    }
+}
+
+impl std::error::Error for InitError {}
+
+/// Keeps the exporter alive; flushes and shuts it down (within [`SHUTDOWN_TIMEOUT`]) when
+/// dropped. Keep it in `main` for the life of the program.
+#[must_use = "dropping the guard shuts the exporter down"]
+pub struct TelemetryGuard {
+    provider: Option<SdkTracerProvider>,
+}
+
+impl TelemetryGuard {
+    /// The tracer provider, when export is enabled.
+    pub fn tracer_provider(&self) -> Option<&SdkTracerProvider> {
+        self.provider.as_ref()
+    }
+
+    /// Flushes every finished span now.
+    pub fn flush(&self) {
+        if let Some(p) = &self.provider {
+            if let Err(e) = p.force_flush() {
+                tracing::warn!(target: crate::names::TRACING_TARGET, "span flush failed: {e}");
+            }
+        }
+    }
+
+    /// Flushes and shuts the exporter down, waiting at most `timeout`.
+    pub fn shutdown(mut self, timeout: Duration) -> Result<(), InitError> {
+        match self.provider.take() {
+            Some(p) => p
+                .shutdown_with_timeout(timeout)
+                .map_err(|e| InitError(format!("shutdown: {e}"))),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for TelemetryGuard {
+    fn drop(&mut self) {
+        if let Some(p) = self.provider.take() {
+            let _ = p.shutdown_with_timeout(SHUTDOWN_TIMEOUT);
+        }
+    }
+}
+
+/// Sets up export from the `OTEL_*` environment and installs a global `tracing` subscriber
+/// (OpenTelemetry layer + a `fmt` layer on stderr filtered by `RUST_LOG`).
+///
+/// ```no_run
+/// let _guard = llm_gateway_otel::init().expect("telemetry");
+/// ```
+pub fn init() -> Result<TelemetryGuard, InitError> {
+    Init::from_env().install()
+}
+
+type AddProcessor = Box<dyn FnOnce(TracerProviderBuilder) -> TracerProviderBuilder>;
+
+/// Where spans go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Exporter {
+    OtlpGrpc,
+    OtlpHttp,
+    Console,
+    None,
+}
+
+/// A configurable version of [`init`].
+///
+/// ```no_run
+/// use llm_gateway_otel::export::Init;
+/// let _guard = Init::from_env().service_name("billing-worker").install().unwrap();
+/// ```
+pub struct Init {
+    exporter: Result<Exporter, String>,
+    service_name: Option<String>,
+    processors: Vec<AddProcessor>,
+}
+
+impl Init {
+    /// Reads `OTEL_SDK_DISABLED`, `OTEL_TRACES_EXPORTER` and the OTLP protocol variables.
+    pub fn from_env() -> Init {
+        let var = |name: &str| {
+            std::env::var(name)
+                .ok()
+                .map(|v| v.trim().to_ascii_lowercase())
+        };
+        let exporter = if var("OTEL_SDK_DISABLED").as_deref() == Some("true") {
+            Ok(Exporter::None)
+        } else {
+            let kind = var("OTEL_TRACES_EXPORTER").unwrap_or_else(|| "otlp".into());
+            let protocol = var("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+                .or_else(|| var("OTEL_EXPORTER_OTLP_PROTOCOL"))
+                .unwrap_or_else(|| "grpc".into());
+            exporter_from(&kind, &protocol)
+        };
+        Init {
+            exporter,
+            service_name: None,
+            processors: Vec::new(),
+        }
+    }
+
+    /// Export readable lines to stdout instead of OTLP.
+    pub fn console(mut self) -> Init {
+        self.exporter = Ok(Exporter::Console);
+        self
+    }
+
+    /// `service.name` of the resource, unless `OTEL_SERVICE_NAME` says otherwise.
+    pub fn service_name(mut self, name: impl Into<String>) -> Init {
+        self.service_name = Some(name.into());
+        self
+    }
+
+    /// Adds a span processor beside the exporter (say, one that collects spans for a report).
+    pub fn with_span_processor(mut self, processor: impl SpanProcessor + 'static) -> Init {
+        self.processors
+            .push(Box::new(move |b| b.with_span_processor(processor)));
+        self
+    }
+
+    /// Builds the tracer provider without installing anything.
+    pub fn build_provider(self) -> Result<SdkTracerProvider, InitError> {
+        let exporter = self.exporter.map_err(InitError)?;
+        let mut resource = Resource::builder();
+        if std::env::var_os("OTEL_SERVICE_NAME").is_none() {
+            if let Some(name) = self.service_name {
+                resource = resource.with_service_name(name);
+            }
+        }
+        let mut builder = SdkTracerProvider::builder().with_resource(resource.build());
+        builder = match exporter {
+            Exporter::OtlpGrpc => builder.with_batch_exporter(
+                opentelemetry_otlp::SpanExporter::builder()
+                    .with_tonic()
+                    .build()
+                    .map_err(|e| InitError(format!("OTLP gRPC exporter: {e}")))?,
+            ),
+            Exporter::OtlpHttp => builder.with_batch_exporter(
+                opentelemetry_otlp::SpanExporter::builder()
+                    .with_http()
+                    .build()
+                    .map_err(|e| InitError(format!("OTLP HTTP exporter: {e}")))?,
+            ),
+            Exporter::Console => builder.with_simple_exporter(ConsoleExporter),
+            Exporter::None => builder,
+        };
+        for add in self.processors {
+            builder = add(builder);
+        }
+        Ok(builder.build())
+    }
+
+    /// Builds the provider and installs the global `tracing` subscriber.
+    pub fn install(self) -> Result<TelemetryGuard, InitError> {
+        let provider = self.build_provider()?;
+        let tracer = provider.tracer(crate::names::TRACING_TARGET);
+        // Source locations, thread ids, targets and busy/idle times are noise on a span that
+        // describes a network call; the attributes the middleware writes are what matter.
+        let otel = tracing_opentelemetry::layer()
+            .with_tracer(tracer)
+            .with_location(false)
+            .with_threads(false)
+            .with_target(false)
+            .with_tracked_inactivity(false)
+            .with_filter(EnvFilter::new(format!(
+                "{}=info",
+                crate::names::TRACING_TARGET
+            )));
+        let fmt = tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_filter(
+                EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
+            );
+        tracing_subscriber::registry()
+            .with(otel)
+            .with(fmt)
+            .try_init()
+            .map_err(|e| InitError(format!("a global tracing subscriber is already set: {e}")))?;
+        Ok(TelemetryGuard {
+            provider: Some(provider),
+        })
+    }
+}
+
+fn exporter_from(kind: &str, protocol: &str) -> Result<Exporter, String> {
+    let first = kind.split(',').next().unwrap_or("").trim();
+    match (first, protocol) {
+        ("none", _) => Ok(Exporter::None),
+        ("console", _) => Ok(Exporter::Console),
+        ("otlp" | "", "grpc") => Ok(Exporter::OtlpGrpc),
+        ("otlp" | "", "http/protobuf") => Ok(Exporter::OtlpHttp),
+        ("otlp" | "", other) => Err(format!(
+            "OTLP protocol {other:?} is not supported (use grpc or http/protobuf)"
+        )),
+        (other, _) => Err(format!(
+            "OTEL_TRACES_EXPORTER={other:?} is not supported (use otlp, console or none)"
+        )),
+    }
+}

@@ -1,0 +1,119 @@
+//! # llm-gateway-otel
+//!
+//! Makes every call to an LLM gateway (AssemblyAI's LLM Gateway first) observable: a
+//! [`reqwest_middleware`] middleware that turns each chat-completions call into an
+//! OpenTelemetry span with the gateway's `request_id`, the model requested and served, the
+//! region, token usage, rate-limit headers, and on failure the (redacted) error body.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let _telemetry = llm_gateway_otel::init()?; // OTLP export from OTEL_* variables
+//! let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+//!     .with(llm_gateway_otel::GatewayMiddleware::default())
+//!     .build();
+//! let response = client
+//!     .post("https://llm-gateway.assemblyai.com/v1/chat/completions")
+//!     .header("authorization", std::env::var("ASSEMBLYAI_API_KEY")?)
+//!     .header("content-type", "application/json")
+//!     .body(r#"{"model":"claude-sonnet-4-6","messages":[{"role":"user","content":"Hi"}]}"#)
+//!     .send()
+//!     .await?;
+//! let body = response.text().await?; // the span ends when the body has been read
+//! # Ok(()) }
+//! ```
+//!
+//! One call flows: [`request`] reads what the call is → the attempt is sent under its own
+//! span → [`observe`] watches the body as it passes → [`classify`] decides what the outcome
+//! was → [`telemetry`] records it.
+
+pub mod classify;
+mod config;
+pub mod export;
+pub mod observe;
+pub mod ratelimit;
+pub mod redact;
+pub mod region;
+pub mod request;
+pub mod telemetry;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use http::Extensions;
+use reqwest_middleware::{Middleware, Next};
+use tracing::Instrument;
+
+pub use config::{ConfigError, GatewayMiddlewareBuilder, DEFAULT_ERROR_BODY_LIMIT};
+pub use export::{init, TelemetryGuard};
+pub use region::Region;
+pub use request::{GatewayMatcher, RequestFacts, RequestMatcher};
+pub use telemetry::names;
+
+use config::Config;
+use request::RequestFacts as Facts;
+
+/// The middleware: add it to a `reqwest_middleware::ClientBuilder`. Calls that the matcher
+/// does not select pass through untouched.
+///
+/// ```
+/// let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+///     .with(llm_gateway_otel::GatewayMiddleware::default())
+///     .build();
+/// ```
+#[derive(Clone)]
+pub struct GatewayMiddleware {
+    config: Arc<Config>,
+}
+
+impl Default for GatewayMiddleware {
+    fn default() -> Self {
+        GatewayMiddleware {
+            config: Arc::new(Config::default()),
+        }
+    }
+}
+
+impl GatewayMiddleware {
+    /// Configure the middleware; see [`GatewayMiddlewareBuilder`].
+    pub fn builder() -> GatewayMiddlewareBuilder {
+        GatewayMiddlewareBuilder::default()
+    }
+
+    pub(crate) fn from_config(config: Config) -> Self {
+        GatewayMiddleware {
+            config: Arc::new(config),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Middleware for GatewayMiddleware {
+    async fn handle(
+        &self,
+        req: reqwest::Request,
+        extensions: &mut Extensions,
+        next: Next<'_>,
+    ) -> reqwest_middleware::Result<reqwest::Response> {
+        if !self.config.matcher.matches(&req) {
+            return next.run(req, extensions).await;
+        }
+        let facts = Facts::read(&req, &self.config.regions);
+        let call = telemetry::call_span(&facts);
+        let attempt = telemetry::attempt_span(&call, &req, 0);
+        let started = Instant::now();
+        let result = next.run(req, extensions).instrument(attempt.clone()).await;
+        telemetry::end_attempt(&attempt, &result);
+        drop(attempt);
+        match result {
+            Ok(response) => {
+                let limit = self.config.error_body_limit;
+                let state = observe::CallState::new(call, facts, started, &response, limit);
+                Ok(observe::observe(response, state).await)
+            }
+            Err(err) => {
+                telemetry::record_transport_failure(&call, &err);
+                Err(err)
+            }
+        }
+    }
+}

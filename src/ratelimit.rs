@@ -1,0 +1,92 @@
+//! Rate-limit facts from response headers: `X-RateLimit-Limit`, `X-RateLimit-Remaining`,
+//! `X-RateLimit-Reset` (seconds until the window resets) and `Retry-After` (seconds or an
+//! HTTP date). Pure functions over header values.
+
+use std::time::{Duration, SystemTime};
+
+use http::HeaderMap;
+
+/// What the rate-limit headers of one response said. Absent or unreadable headers are `None`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RateLimit {
+    /// `X-RateLimit-Limit`: requests allowed per window for this model.
+    pub limit: Option<i64>,
+    /// `X-RateLimit-Remaining`: requests left in the window (can be negative).
+    pub remaining: Option<i64>,
+    /// `X-RateLimit-Reset`: seconds until the window resets.
+    pub reset_s: Option<f64>,
+    /// `Retry-After`, as a delay from `now`.
+    pub retry_after: Option<Duration>,
+}
+
+impl RateLimit {
+    /// Reads the headers of a response received at `now`.
+    ///
+    /// ```
+    /// use http::HeaderMap;
+    /// use llm_gateway_otel::ratelimit::RateLimit;
+    /// let mut h = HeaderMap::new();
+    /// h.insert("x-ratelimit-limit", "30".parse().unwrap());
+    /// h.insert("x-ratelimit-remaining", "-2".parse().unwrap());
+    /// h.insert("x-ratelimit-reset", "17".parse().unwrap());
+    /// h.insert("retry-after", "3".parse().unwrap());
+    /// let rl = RateLimit::from_headers(&h, std::time::SystemTime::now());
+    /// assert_eq!((rl.limit, rl.remaining, rl.reset_s), (Some(30), Some(-2), Some(17.0)));
+    /// assert_eq!(rl.retry_after, Some(std::time::Duration::from_secs(3)));
+    /// ```
+    pub fn from_headers(headers: &HeaderMap, now: SystemTime) -> RateLimit {
+        let text = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::trim)
+        };
+        RateLimit {
+            limit: text("x-ratelimit-limit").and_then(parse_int),
+            remaining: text("x-ratelimit-remaining").and_then(parse_int),
+            reset_s: text("x-ratelimit-reset").and_then(parse_seconds),
+            retry_after: text("retry-after").and_then(|v| parse_retry_after(v, now)),
+        }
+    }
+
+    /// Whether any rate-limit header was present.
+    pub fn is_empty(&self) -> bool {
+        *self == RateLimit::default()
+    }
+}
+
+fn parse_int(v: &str) -> Option<i64> {
+    v.parse::<i64>().ok().or_else(|| {
+        v.parse::<f64>()
+            .ok()
+            .filter(|f| f.is_finite())
+            .map(|f| f as i64)
+    })
+}
+
+fn parse_seconds(v: &str) -> Option<f64> {
+    v.parse::<f64>().ok().filter(|f| f.is_finite() && *f >= 0.0)
+}
+
+/// `Retry-After` per RFC 9110: a non-negative number of seconds, or an HTTP date (a date in
+/// the past means "now", zero). Anything else is `None`.
+///
+/// ```
+/// use std::time::{Duration, SystemTime, UNIX_EPOCH};
+/// use llm_gateway_otel::ratelimit::parse_retry_after;
+/// let now = UNIX_EPOCH + Duration::from_secs(1_445_412_475); // Wed, 21 Oct 2015 07:27:55 GMT
+/// assert_eq!(parse_retry_after("120", now), Some(Duration::from_secs(120)));
+/// assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now), Some(Duration::from_secs(5)));
+/// assert_eq!(parse_retry_after("soon", now), None);
+/// ```
+pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    if let Some(secs) = parse_seconds(value) {
+        return Duration::try_from_secs_f64(secs).ok();
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}

@@ -1,0 +1,150 @@
+//! Keeps secrets out of anything recorded: exact credentials seen on the request, key-like
+//! tokens, and secret query parameters in URLs. Pure functions over text.
+
+use std::borrow::Cow;
+
+/// What a secret is replaced with.
+pub const REDACTED: &str = "[REDACTED]";
+
+/// Whether a header or query-parameter name usually carries a secret.
+///
+/// ```
+/// use llm_gateway_otel::redact::is_secret_name;
+/// assert!(is_secret_name("api_key"));
+/// assert!(is_secret_name("Authorization"));
+/// assert!(!is_secret_name("model"));
+/// ```
+pub fn is_secret_name(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    [
+        "key",
+        "token",
+        "secret",
+        "auth",
+        "password",
+        "passwd",
+        "signature",
+        "sig",
+        "credential",
+    ]
+    .iter()
+    .any(|s| n.contains(s))
+}
+
+/// Replaces every occurrence of a known secret, and every key-like token, with
+/// [`REDACTED`]. A key-like token is a run of `[A-Za-z0-9_-]` of 32 or more characters
+/// holding both letters and digits (an AssemblyAI key is 32 hex characters), a run of 16 or
+/// more after `sk-`/`sk_`, or the credential after `Bearer `. UUIDs (request ids) are kept.
+///
+/// ```
+/// use llm_gateway_otel::redact::redact;
+/// let key = "0123456789abcdef0123456789abcdef".to_string();
+/// let text = format!("Invalid API key: {key} (request 5d6c0e2a-8f1b-4c3d-9e7f-0a1b2c3d4e5f)");
+/// let clean = redact(&text, &[]);
+/// assert!(!clean.contains(&key));
+/// assert!(clean.contains("5d6c0e2a-8f1b-4c3d-9e7f-0a1b2c3d4e5f"));
+/// assert_eq!(redact("short mysecret", &["mysecret".into()]), "short [REDACTED]");
+/// ```
+pub fn redact<'a>(text: &'a str, secrets: &[String]) -> Cow<'a, str> {
+    let mut out: Cow<'a, str> = Cow::Borrowed(text);
+    for s in secrets.iter().filter(|s| !s.is_empty()) {
+        if out.contains(s.as_str()) {
+            out = Cow::Owned(out.replace(s.as_str(), REDACTED));
+        }
+    }
+    match redact_key_like(&out) {
+        Some(clean) => Cow::Owned(clean),
+        None => out,
+    }
+}
+
+/// `Some(redacted)` when `text` holds a key-like token, else `None`.
+fn redact_key_like(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut spans: Vec<(usize, usize)> = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if !is_token_byte(bytes[i]) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < bytes.len() && is_token_byte(bytes[i]) {
+            i += 1;
+        }
+        let token = &text[start..i];
+        let after_bearer = start >= 7 && bytes[start - 7..start].eq_ignore_ascii_case(b"bearer ");
+        if token != REDACTED_WORD && (after_bearer && token.len() >= 8 || is_key_like(token)) {
+            spans.push((start, i));
+        }
+    }
+    if spans.is_empty() {
+        return None;
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut last = 0;
+    for (s, e) in spans {
+        out.push_str(&text[last..s]);
+        out.push_str(REDACTED);
+        last = e;
+    }
+    out.push_str(&text[last..]);
+    Some(out)
+}
+
+const REDACTED_WORD: &str = "REDACTED";
+
+fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_' || b == b'-'
+}
+
+fn is_key_like(token: &str) -> bool {
+    let lower = token.to_ascii_lowercase();
+    if (lower.starts_with("sk-") || lower.starts_with("sk_")) && token.len() >= 19 {
+        return true;
+    }
+    token.len() >= 32
+        && !is_uuid(token)
+        && token.bytes().any(|b| b.is_ascii_digit())
+        && token.bytes().any(|b| b.is_ascii_alphabetic())
+}
+
+fn is_uuid(token: &str) -> bool {
+    let parts: Vec<&str> = token.split('-').collect();
+    parts.len() == 5
+        && parts.iter().map(|p| p.len()).eq([8, 4, 4, 4, 12])
+        && parts
+            .iter()
+            .all(|p| p.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// A URL fit for `url.full`: user and password removed, the value of every secret-looking
+/// query parameter (and every key-like value) replaced with [`REDACTED`].
+///
+/// ```
+/// use llm_gateway_otel::redact::redact_url;
+/// let url = reqwest::Url::parse("https://u:p@llm-gateway.assemblyai.com/v1/chat/completions?api_key=abc123&x=1").unwrap();
+/// assert_eq!(redact_url(&url), "https://llm-gateway.assemblyai.com/v1/chat/completions?api_key=[REDACTED]&x=1");
+/// ```
+pub fn redact_url(url: &reqwest::Url) -> String {
+    let mut clean = url.clone();
+    // Only fails for URLs that cannot have credentials, which then have none to remove.
+    let _ = clean.set_username("");
+    let _ = clean.set_password(None);
+    if clean.query().is_some() {
+        let pairs: Vec<(String, String)> = url
+            .query_pairs()
+            .map(|(k, v)| {
+                let v = if is_secret_name(&k) {
+                    REDACTED.to_owned()
+                } else {
+                    redact(&v, &[]).into_owned()
+                };
+                (k.into_owned(), v)
+            })
+            .collect();
+        let query: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        clean.set_query(Some(&query.join("&")));
+    }
+    clean.to_string()
+}

@@ -1,0 +1,216 @@
+//! Recording: the logical `chat` span and the per-attempt `POST` span, and every attribute
+//! written on them. Nothing here parses bytes or decides what an outcome was; it writes down
+//! what `observe` saw and `classify` decided.
+
+pub mod names;
+
+use std::borrow::Cow;
+
+use opentelemetry::{Array, StringValue, Value};
+use tracing::field::Empty;
+use tracing::Span;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use crate::observe::ResponseOutcome;
+use crate::ratelimit::RateLimit;
+use crate::request::RequestFacts;
+use names::*;
+
+/// Longest status description put on a span.
+const MAX_STATUS_DESCRIPTION: usize = 256;
+
+/// Starts the logical span of one gateway call. Its start time is the time the request is
+/// sent. The fields a `tracing` subscriber (say, `fmt`) shows are declared here; the rest are
+/// OpenTelemetry attributes set through `tracing-opentelemetry`.
+pub(crate) fn call_span(facts: &RequestFacts) -> Span {
+    let name = match &facts.model {
+        Some(model) => format!("{OPERATION_CHAT} {model}"),
+        None => OPERATION_CHAT.to_owned(),
+    };
+    let span = tracing::info_span!(
+        target: TRACING_TARGET,
+        "chat",
+        { OTEL_NAME } = name,
+        { OTEL_KIND } = "client",
+        { OTEL_STATUS_CODE } = Empty,
+        { OTEL_STATUS_DESCRIPTION } = Empty,
+        { GEN_AI_OPERATION_NAME } = OPERATION_CHAT,
+        { GEN_AI_PROVIDER_NAME } = PROVIDER_NAME,
+        { GEN_AI_REQUEST_MODEL } = facts.model.as_deref(),
+        { GEN_AI_RESPONSE_MODEL } = Empty,
+        { LLM_GATEWAY_REQUEST_ID } = Empty,
+        { LLM_GATEWAY_REGION } = facts.region.as_str(),
+        { SERVER_ADDRESS } = facts.server_address.as_str(),
+        { HTTP_RESPONSE_STATUS_CODE } = Empty,
+        { ERROR_TYPE } = Empty,
+        { GEN_AI_USAGE_INPUT_TOKENS } = Empty,
+        { GEN_AI_USAGE_OUTPUT_TOKENS } = Empty,
+    );
+    if span.is_disabled() {
+        return span;
+    }
+    if let Some(port) = facts.server_port {
+        span.set_attribute(SERVER_PORT, i64::from(port));
+    }
+    if let Some(v) = facts.max_tokens {
+        span.set_attribute(GEN_AI_REQUEST_MAX_TOKENS, v);
+    }
+    if let Some(v) = facts.temperature {
+        span.set_attribute(GEN_AI_REQUEST_TEMPERATURE, v);
+    }
+    if facts.described {
+        span.set_attribute(GEN_AI_REQUEST_STREAM, facts.stream);
+    }
+    span.set_attribute(HTTP_REQUEST_RESEND_COUNT, 0_i64);
+    span
+}
+
+/// Starts the span of one HTTP attempt, a child of the call's span.
+pub(crate) fn attempt_span(call: &Span, request: &reqwest::Request, resend_count: i64) -> Span {
+    let url = request.url();
+    tracing::info_span!(
+        target: TRACING_TARGET,
+        parent: call,
+        "POST",
+        { OTEL_NAME } = request.method().as_str(),
+        { OTEL_KIND } = "client",
+        { OTEL_STATUS_CODE } = Empty,
+        { HTTP_REQUEST_METHOD } = request.method().as_str(),
+        { URL_FULL } = crate::redact::redact_url(url),
+        { SERVER_ADDRESS } = url.host_str(),
+        { SERVER_PORT } = url.port_or_known_default().map(i64::from),
+        { HTTP_REQUEST_RESEND_COUNT } = resend_count,
+        { HTTP_RESPONSE_STATUS_CODE } = Empty,
+        { ERROR_TYPE } = Empty,
+    )
+}
+
+/// Records on an attempt span what came back: a status, or a transport failure.
+pub(crate) fn end_attempt(attempt: &Span, result: &reqwest_middleware::Result<reqwest::Response>) {
+    match result {
+        Ok(resp) => {
+            let status = resp.status().as_u16();
+            attempt.record(HTTP_RESPONSE_STATUS_CODE, i64::from(status));
+            if status >= 400 {
+                attempt.record(ERROR_TYPE, resp.status().as_str());
+                attempt.record(OTEL_STATUS_CODE, "error");
+            }
+        }
+        Err(err) => {
+            attempt.record(ERROR_TYPE, crate::classify::classify_transport(err));
+            attempt.record(OTEL_STATUS_CODE, "error");
+        }
+    }
+}
+
+/// Records a call that got no response at all (connect error, timeout before headers).
+pub(crate) fn record_transport_failure(call: &Span, err: &reqwest_middleware::Error) {
+    call.record(ERROR_TYPE, crate::classify::classify_transport(err));
+    call.record(OTEL_STATUS_DESCRIPTION, bounded(&err.to_string()));
+}
+
+/// Records what the response head said, as soon as it arrives.
+pub(crate) fn record_response_head(call: &Span, status: u16, rate: &RateLimit) {
+    call.record(HTTP_RESPONSE_STATUS_CODE, i64::from(status));
+    if let Some(v) = rate.limit {
+        call.set_attribute(LLM_GATEWAY_RATE_LIMIT_LIMIT, v);
+    }
+    if let Some(v) = rate.remaining {
+        call.set_attribute(LLM_GATEWAY_RATE_LIMIT_REMAINING, v);
+    }
+    if let Some(v) = rate.reset_s {
+        call.set_attribute(LLM_GATEWAY_RATE_LIMIT_RESET_S, v);
+    }
+    if let Some(v) = rate.retry_after {
+        call.set_attribute(LLM_GATEWAY_RETRY_AFTER_S, v.as_secs_f64());
+    }
+}
+
+/// Records everything the body showed, and the verdict, when the body ends (or is dropped).
+pub(crate) fn record_outcome(
+    call: &Span,
+    o: &ResponseOutcome,
+    error_type: Option<&Cow<'static, str>>,
+) {
+    if call.is_disabled() {
+        return;
+    }
+    let f = &o.facts;
+    if let Some(model) = f.model.as_deref().or(f.request_model.as_deref()) {
+        call.record(GEN_AI_RESPONSE_MODEL, model);
+    }
+    if let Some(id) = &f.request_id {
+        call.record(LLM_GATEWAY_REQUEST_ID, id.as_str());
+        call.set_attribute(GEN_AI_RESPONSE_ID, id.clone());
+    } else if let Some(id) = &f.id {
+        call.set_attribute(GEN_AI_RESPONSE_ID, id.clone());
+    }
+    let u = &f.usage;
+    if let Some(v) = u.input_tokens {
+        call.record(GEN_AI_USAGE_INPUT_TOKENS, saturating_i64(v));
+    }
+    if let Some(v) = u.output_tokens {
+        call.record(GEN_AI_USAGE_OUTPUT_TOKENS, saturating_i64(v));
+    }
+    if let Some(v) = u.cache_read_input_tokens {
+        call.set_attribute(GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, saturating_i64(v));
+    }
+    if let Some(v) = u.cache_creation_input_tokens {
+        call.set_attribute(GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS, saturating_i64(v));
+    }
+    if !f.finish_reasons.is_empty() {
+        let reasons: Vec<StringValue> = f.finish_reasons.iter().map(|r| r.clone().into()).collect();
+        call.set_attribute(
+            GEN_AI_RESPONSE_FINISH_REASONS,
+            Value::Array(Array::String(reasons)),
+        );
+    }
+    if let Some(v) = f.llm_status_code {
+        call.set_attribute(LLM_GATEWAY_LLM_STATUS_CODE, v);
+    }
+    call.set_attribute(LLM_GATEWAY_RESPONSE_STREAMED, o.streamed);
+    if let Some(ttfc) = o.time_to_first_chunk {
+        call.set_attribute(LLM_GATEWAY_TIME_TO_FIRST_CHUNK, ttfc.as_secs_f64());
+    }
+    if let Some(stream) = &o.stream {
+        call.set_attribute(LLM_GATEWAY_STREAM_EVENTS, saturating_i64(stream.events));
+        call.set_attribute(LLM_GATEWAY_STREAM_DONE, stream.done);
+    }
+    if let Some(json) = o.json {
+        call.set_attribute(LLM_GATEWAY_RESPONSE_JSON, json_status_name(json));
+    }
+    call.set_attribute(LLM_GATEWAY_RESPONSE_BODY_SIZE, saturating_i64(o.body_bytes));
+    call.set_attribute(LLM_GATEWAY_RESPONSE_READ_TO_END, o.read_to_end());
+    if let Some(body) = &o.error_body {
+        call.set_attribute(LLM_GATEWAY_ERROR_BODY, body.clone());
+    }
+    if let Some(message) = &o.error_message {
+        call.set_attribute(LLM_GATEWAY_ERROR_MESSAGE, message.clone());
+    }
+    if let Some(code) = &f.error.code {
+        call.set_attribute(LLM_GATEWAY_ERROR_CODE, code.clone());
+    }
+    if let Some(error_type) = error_type {
+        call.record(ERROR_TYPE, error_type.as_ref());
+        let description = o.error_message.as_deref().unwrap_or(error_type.as_ref());
+        call.record(OTEL_STATUS_DESCRIPTION, bounded(description));
+    }
+}
+
+fn json_status_name(s: crate::observe::json::JsonStatus) -> &'static str {
+    use crate::observe::json::JsonStatus::*;
+    match s {
+        Complete => "complete",
+        Truncated => "truncated",
+        Malformed => "malformed",
+    }
+}
+
+fn saturating_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// At most [`MAX_STATUS_DESCRIPTION`] bytes, cut on a character boundary.
+fn bounded(text: &str) -> String {
+    crate::observe::truncate_utf8(text, MAX_STATUS_DESCRIPTION).to_owned()
+}

@@ -1,0 +1,122 @@
+//! Every span, attribute and event name this crate emits, defined once.
+//!
+//! The names follow the OpenTelemetry semantic conventions for GenAI client spans and HTTP
+//! client spans (taken from the specification, since the Rust
+//! `opentelemetry-semantic-conventions` crate has deprecated its `gen_ai` constants), plus a
+//! few `llm_gateway.*` names of our own for facts the conventions have no name for. Code,
+//! tests and (later) dashboards use these constants and nothing else.
+
+// ---- GenAI semantic conventions -------------------------------------------------------
+/// `chat` for the chat-completions endpoint.
+pub const GEN_AI_OPERATION_NAME: &str = "gen_ai.operation.name";
+/// Always [`PROVIDER_NAME`].
+pub const GEN_AI_PROVIDER_NAME: &str = "gen_ai.provider.name";
+/// The `model` of the request body.
+pub const GEN_AI_REQUEST_MODEL: &str = "gen_ai.request.model";
+/// The model that served the call (the body's top-level `model`; differs after a fallback).
+pub const GEN_AI_RESPONSE_MODEL: &str = "gen_ai.response.model";
+/// The body's `request_id` (the gateway's id for the call).
+pub const GEN_AI_RESPONSE_ID: &str = "gen_ai.response.id";
+/// `max_tokens` of the request body.
+pub const GEN_AI_REQUEST_MAX_TOKENS: &str = "gen_ai.request.max_tokens";
+/// `temperature` of the request body.
+pub const GEN_AI_REQUEST_TEMPERATURE: &str = "gen_ai.request.temperature";
+/// `stream` of the request body.
+pub const GEN_AI_REQUEST_STREAM: &str = "gen_ai.request.stream";
+/// Input (prompt) tokens, from `usage.input_tokens` or `usage.prompt_tokens`.
+pub const GEN_AI_USAGE_INPUT_TOKENS: &str = "gen_ai.usage.input_tokens";
+/// Output tokens, from `usage.output_tokens` or `usage.completion_tokens`.
+pub const GEN_AI_USAGE_OUTPUT_TOKENS: &str = "gen_ai.usage.output_tokens";
+/// Input tokens read from the provider's prompt cache.
+pub const GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: &str = "gen_ai.usage.cache_read.input_tokens";
+/// Input tokens written to the provider's prompt cache.
+pub const GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS: &str =
+    "gen_ai.usage.cache_creation.input_tokens";
+/// Every `choices[].finish_reason`, as a string array.
+pub const GEN_AI_RESPONSE_FINISH_REASONS: &str = "gen_ai.response.finish_reasons";
+
+// ---- HTTP / general semantic conventions ----------------------------------------------
+/// Host of the gateway.
+pub const SERVER_ADDRESS: &str = "server.address";
+/// Port of the gateway.
+pub const SERVER_PORT: &str = "server.port";
+/// Final HTTP status code (int).
+pub const HTTP_RESPONSE_STATUS_CODE: &str = "http.response.status_code";
+/// How many times the request was re-sent (0 for the first attempt).
+pub const HTTP_REQUEST_RESEND_COUNT: &str = "http.request.resend_count";
+/// HTTP method of an attempt.
+pub const HTTP_REQUEST_METHOD: &str = "http.request.method";
+/// URL of an attempt, with credentials and secret-looking query values redacted.
+pub const URL_FULL: &str = "url.full";
+/// Low-cardinality failure class: a status code (`"429"`) or one of the `ERROR_TYPE_*` values.
+pub const ERROR_TYPE: &str = "error.type";
+
+// ---- Ours ----------------------------------------------------------------------------
+/// `us`, `eu`, `unknown`, or a region the user configured for a host.
+pub const LLM_GATEWAY_REGION: &str = "llm_gateway.region";
+/// The body's `request_id` (same value as `gen_ai.response.id`, under the name support asks for).
+pub const LLM_GATEWAY_REQUEST_ID: &str = "llm_gateway.request_id";
+/// Non-2xx response body: truncated to the configured cap, secrets redacted.
+pub const LLM_GATEWAY_ERROR_BODY: &str = "llm_gateway.error.body";
+/// The error message picked from any of the gateway's error body shapes (redacted).
+pub const LLM_GATEWAY_ERROR_MESSAGE: &str = "llm_gateway.error.message";
+/// The error code picked from the error body (`error.code` or flat `code`).
+pub const LLM_GATEWAY_ERROR_CODE: &str = "llm_gateway.error.code";
+/// `X-RateLimit-Limit`.
+pub const LLM_GATEWAY_RATE_LIMIT_LIMIT: &str = "llm_gateway.rate_limit.limit";
+/// `X-RateLimit-Remaining` (may be negative).
+pub const LLM_GATEWAY_RATE_LIMIT_REMAINING: &str = "llm_gateway.rate_limit.remaining";
+/// `X-RateLimit-Reset`: seconds until the model's window resets.
+pub const LLM_GATEWAY_RATE_LIMIT_RESET_S: &str = "llm_gateway.rate_limit.reset_s";
+/// `Retry-After`, in seconds (an HTTP date is turned into seconds from now).
+pub const LLM_GATEWAY_RETRY_AFTER_S: &str = "llm_gateway.retry_after_s";
+/// Whether the answer was a server-sent-events stream (`false` with `gen_ai.request.stream`
+/// true means the model ignored the stream flag).
+pub const LLM_GATEWAY_RESPONSE_STREAMED: &str = "llm_gateway.response.streamed";
+/// Seconds from sending the request to the first body bytes of a streamed answer.
+pub const LLM_GATEWAY_TIME_TO_FIRST_CHUNK: &str = "llm_gateway.response.time_to_first_chunk";
+/// Number of SSE data events in a streamed answer (without `[DONE]`).
+pub const LLM_GATEWAY_STREAM_EVENTS: &str = "llm_gateway.response.stream_events";
+/// Whether a streamed answer ended with `data: [DONE]`.
+pub const LLM_GATEWAY_STREAM_DONE: &str = "llm_gateway.response.stream_done";
+/// Response body bytes that passed through the middleware.
+pub const LLM_GATEWAY_RESPONSE_BODY_SIZE: &str = "llm_gateway.response.body_size";
+/// `false` when the user dropped the body before its end.
+pub const LLM_GATEWAY_RESPONSE_READ_TO_END: &str = "llm_gateway.response.read_to_end";
+/// How the JSON body parsed: `complete`, `truncated` or `malformed`.
+pub const LLM_GATEWAY_RESPONSE_JSON: &str = "llm_gateway.response.json";
+/// The upstream provider's status code (the body's `llm_status_code`).
+pub const LLM_GATEWAY_LLM_STATUS_CODE: &str = "llm_gateway.llm_status_code";
+
+// ---- tracing-opentelemetry's special fields ---------------------------------------------
+/// Sets the OpenTelemetry span name.
+pub const OTEL_NAME: &str = "otel.name";
+/// Sets the OpenTelemetry span kind.
+pub const OTEL_KIND: &str = "otel.kind";
+/// Sets the OpenTelemetry span status (`ok` / `error`).
+pub const OTEL_STATUS_CODE: &str = "otel.status_code";
+/// Sets the span status to Error with this description.
+pub const OTEL_STATUS_DESCRIPTION: &str = "otel.status_description";
+
+// ---- Values ---------------------------------------------------------------------------
+/// `gen_ai.provider.name` of every span.
+pub const PROVIDER_NAME: &str = "assemblyai.llm_gateway";
+/// `gen_ai.operation.name` of the chat-completions endpoint.
+pub const OPERATION_CHAT: &str = "chat";
+/// `error.type` when the connection could not be made.
+pub const ERROR_TYPE_CONNECT: &str = "connect";
+/// `error.type` when a timeout fired (connect, read or the client's total timeout).
+pub const ERROR_TYPE_TIMEOUT: &str = "timeout";
+/// `error.type` when sending the request failed some other way.
+pub const ERROR_TYPE_REQUEST: &str = "request";
+/// `error.type` when a streamed (SSE) answer broke or ended without `[DONE]`.
+pub const ERROR_TYPE_STREAM_INTERRUPTED: &str = "stream_interrupted";
+/// `error.type` when a non-streamed body broke before its end.
+pub const ERROR_TYPE_BODY_INTERRUPTED: &str = "body_interrupted";
+/// `error.type` when a 2xx JSON answer was truncated or was not JSON.
+pub const ERROR_TYPE_MALFORMED_RESPONSE: &str = "malformed_response";
+/// `error.type` when another middleware failed.
+pub const ERROR_TYPE_MIDDLEWARE: &str = "middleware";
+
+/// Name of the tracing target (and span name) of every span this crate makes.
+pub const TRACING_TARGET: &str = "llm_gateway_otel";

@@ -1,0 +1,10 @@
+//! The one integration-test binary: real HTTP against the gateway simulator (or a raw server
+//! that sends exact bytes), asserting on the spans that were exported.
+
+mod bodies;
+mod errors;
+mod passthrough;
+mod secrets;
+mod spans;
+mod streaming;
+mod support;

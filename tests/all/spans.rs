@@ -1,0 +1,275 @@
+//! A successful JSON call: every attribute of the logical span and its attempt span.
+
+use llm_gateway_otel::Region;
+use llm_gateway_simulator::{Region as SimRegion, Simulator};
+use opentelemetry::trace::Status;
+use opentelemetry::{Array, Value};
+
+use crate::support::*;
+
+#[tokio::test]
+async fn json_success_span_has_every_attribute() {
+    let capture = Capture::start();
+    let (sim, client) = simulator().await;
+    let mut body = chat("claude-sonnet-4-6");
+    body["temperature"] = serde_json::json!(0.2);
+    let sent_at = std::time::SystemTime::now();
+    let response = client
+        .post(sim.chat_url())
+        .header("authorization", "sim-key-1")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.url().as_str(),
+        sim.chat_url(),
+        "url() survives the body wrapper"
+    );
+    let headers = response.headers().clone();
+    let json: serde_json::Value = response.json().await.unwrap();
+
+    let span = capture.call();
+    assert_eq!(span.name, "chat claude-sonnet-4-6");
+    assert_client_kind(&span);
+    assert_eq!(span.status, Status::Unset);
+    assert!(span.start_time >= sent_at - std::time::Duration::from_millis(5));
+    assert!(span.end_time >= span.start_time);
+    assert_eq!(
+        attr_str(&span, "gen_ai.operation.name").as_deref(),
+        Some("chat")
+    );
+    assert_eq!(
+        attr_str(&span, "gen_ai.provider.name").as_deref(),
+        Some("assemblyai.llm_gateway")
+    );
+    assert_eq!(
+        attr_str(&span, "gen_ai.request.model").as_deref(),
+        Some("claude-sonnet-4-6")
+    );
+    assert_eq!(
+        attr_str(&span, "gen_ai.response.model"),
+        json["model"].as_str().map(String::from)
+    );
+    let request_id = json["request_id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        attr_str(&span, "llm_gateway.request_id"),
+        Some(request_id.clone())
+    );
+    assert_eq!(attr_str(&span, "gen_ai.response.id"), Some(request_id));
+    assert_eq!(attr_i64(&span, "gen_ai.request.max_tokens"), Some(1000));
+    assert_eq!(attr_f64(&span, "gen_ai.request.temperature"), Some(0.2));
+    assert_eq!(attr_bool(&span, "gen_ai.request.stream"), Some(false));
+    assert_eq!(
+        attr_i64(&span, "gen_ai.usage.input_tokens"),
+        json["usage"]["input_tokens"].as_i64()
+    );
+    assert_eq!(
+        attr_i64(&span, "gen_ai.usage.output_tokens"),
+        json["usage"]["output_tokens"].as_i64()
+    );
+    assert_eq!(
+        attr(&span, "gen_ai.response.finish_reasons"),
+        Some(Value::Array(Array::String(vec!["end_turn".into()])))
+    );
+    assert_eq!(attr_str(&span, "llm_gateway.region").as_deref(), Some("us"));
+    assert_eq!(
+        attr_str(&span, "server.address").as_deref(),
+        Some("127.0.0.1")
+    );
+    assert_eq!(
+        attr_i64(&span, "server.port"),
+        Some(i64::from(sim.addr().port()))
+    );
+    assert_eq!(attr_i64(&span, "http.response.status_code"), Some(200));
+    assert_eq!(attr_i64(&span, "http.request.resend_count"), Some(0));
+    let header = |n: &str| {
+        headers
+            .get(n)
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .parse::<i64>()
+            .unwrap()
+    };
+    assert_eq!(
+        attr_i64(&span, "llm_gateway.rate_limit.limit"),
+        Some(header("x-ratelimit-limit"))
+    );
+    assert_eq!(
+        attr_i64(&span, "llm_gateway.rate_limit.remaining"),
+        Some(header("x-ratelimit-remaining"))
+    );
+    assert_eq!(
+        attr_f64(&span, "llm_gateway.rate_limit.reset_s"),
+        Some(header("x-ratelimit-reset") as f64)
+    );
+    assert_eq!(
+        attr_bool(&span, "llm_gateway.response.streamed"),
+        Some(false)
+    );
+    assert_eq!(
+        attr_bool(&span, "llm_gateway.response.read_to_end"),
+        Some(true)
+    );
+    assert_eq!(
+        attr_str(&span, "llm_gateway.response.json").as_deref(),
+        Some("complete")
+    );
+    assert_eq!(attr(&span, "error.type"), None);
+    assert_eq!(attr(&span, "llm_gateway.error.body"), None);
+
+    let attempts = capture.attempts_of(&span);
+    assert_eq!(attempts.len(), 1, "one attempt span under the call span");
+    let attempt = &attempts[0];
+    assert_eq!(attempt.name, "POST");
+    assert_client_kind(attempt);
+    assert_eq!(
+        attempt.span_context.trace_id(),
+        span.span_context.trace_id()
+    );
+    assert_eq!(
+        attr_str(attempt, "http.request.method").as_deref(),
+        Some("POST")
+    );
+    assert_eq!(attr_str(attempt, "url.full"), Some(sim.chat_url()));
+    assert_eq!(attr_i64(attempt, "http.response.status_code"), Some(200));
+    assert_eq!(attr_i64(attempt, "http.request.resend_count"), Some(0));
+}
+
+#[tokio::test]
+async fn usage_is_read_in_every_spelling() {
+    let capture = Capture::start();
+    let (sim, client) = simulator().await;
+    for model in ["gpt-4o", "gemini-2.5-flash"] {
+        let json: serde_json::Value = client
+            .post(sim.chat_url())
+            .json(&chat(model))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let usage = &json["usage"];
+        let span = capture
+            .calls()
+            .into_iter()
+            .find(|s| attr_str(s, "gen_ai.request.model").as_deref() == Some(model))
+            .unwrap();
+        let input = usage["input_tokens"]
+            .as_i64()
+            .or(usage["prompt_tokens"].as_i64());
+        let output = usage["output_tokens"]
+            .as_i64()
+            .or(usage["completion_tokens"].as_i64());
+        assert!(input.is_some() && output.is_some(), "{usage}");
+        assert_eq!(
+            attr_i64(&span, "gen_ai.usage.input_tokens"),
+            input,
+            "{model}"
+        );
+        assert_eq!(
+            attr_i64(&span, "gen_ai.usage.output_tokens"),
+            output,
+            "{model}"
+        );
+        if let Some(cached) = usage["prompt_tokens_details"]["cached_tokens"].as_i64() {
+            assert_eq!(
+                attr_i64(&span, "gen_ai.usage.cache_read.input_tokens"),
+                Some(cached)
+            );
+        }
+    }
+    assert_eq!(capture.calls().len(), 2);
+}
+
+#[tokio::test]
+async fn region_comes_from_configuration_for_a_simulated_eu_host() {
+    let capture = Capture::start();
+    let sim = Simulator::builder()
+        .region(SimRegion::Eu)
+        .start()
+        .await
+        .unwrap();
+    let client = client_for(&sim.addr().to_string(), Region::EU);
+    let response = client
+        .post(sim.chat_url())
+        .json(&chat("gpt-4o"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404, "OpenAI models are US-only");
+    let span = capture.call();
+    assert_eq!(attr_str(&span, "llm_gateway.region").as_deref(), Some("eu"));
+    assert_eq!(attr_str(&span, "error.type").as_deref(), Some("404"));
+    let message = attr_str(&span, "llm_gateway.error.message").unwrap();
+    assert!(
+        message.contains("gpt-4o") && message.contains("eu"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn unknown_hosts_are_region_unknown_unless_configured() {
+    let capture = Capture::start();
+    let sim = Simulator::start().await.unwrap();
+    let any_host = llm_gateway_otel::GatewayMiddleware::builder()
+        .matcher(|r: &reqwest::Request| r.url().path() == "/v1/chat/completions")
+        .build()
+        .unwrap();
+    let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(any_host)
+        .build();
+    client
+        .post(sim.chat_url())
+        .json(&chat("gpt-4o"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        attr_str(&capture.call(), "llm_gateway.region").as_deref(),
+        Some("unknown")
+    );
+}
+
+#[tokio::test]
+async fn connection_refused_is_a_connect_error_span() {
+    let capture = Capture::start();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let client = client_for(&addr.to_string(), Region::US);
+    let err = client
+        .post(format!("http://{addr}/v1/chat/completions"))
+        .json(&chat("gpt-4o"))
+        .send()
+        .await
+        .unwrap_err();
+    assert!(err.is_connect(), "{err}");
+    let span = capture.call();
+    assert_eq!(attr_str(&span, "error.type").as_deref(), Some("connect"));
+    assert!(matches!(span.status, Status::Error { .. }));
+    assert_eq!(attr(&span, "http.response.status_code"), None);
+    let attempt = &capture.attempts_of(&span)[0];
+    assert_eq!(attr_str(attempt, "error.type").as_deref(), Some("connect"));
+}
+
+#[tokio::test]
+async fn a_request_body_that_is_not_json_is_sent_and_not_described() {
+    let capture = Capture::start();
+    let (sim, client) = simulator().await;
+    let response = client
+        .post(sim.chat_url())
+        .body("not json {")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let span = capture.call();
+    assert_eq!(span.name, "chat");
+    assert_eq!(attr(&span, "gen_ai.request.model"), None);
+    assert_eq!(attr_str(&span, "error.type").as_deref(), Some("400"));
+    assert_eq!(sim.received().last().unwrap().body.as_ref(), b"not json {");
+}
