@@ -1,0 +1,289 @@
+//! The quickstart: a short mix of gateway calls, each recorded as a span, and a table of
+//! what was recorded.
+//!
+//! ```text
+//! cargo run --example quickstart
+//! ```
+//!
+//! Without `ASSEMBLYAI_API_KEY` it starts the embedded gateway simulator (no key, no network)
+//! and shows a success, a stream, a 429, a 503, a model not served in the EU, and a 401.
+//! With `ASSEMBLYAI_API_KEY` set (and optionally `LLM_GATEWAY_REGION=eu`) it calls the real
+//! gateway instead. Spans go to OTLP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set, otherwise
+//! they are printed readably to stdout.
+
+use std::sync::{Arc, Mutex};
+
+use futures_util::StreamExt;
+use llm_gateway_otel::export::{rfc3339_utc, Init};
+use llm_gateway_otel::names::*;
+use llm_gateway_otel::{GatewayMiddleware, Region};
+use llm_gateway_simulator::{Fault, Region as SimRegion, Simulator};
+use opentelemetry::Value;
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::trace::{SimpleSpanProcessor, SpanData, SpanExporter};
+use reqwest_middleware::ClientWithMiddleware;
+use serde_json::json;
+
+/// The calls to send, the client to send them with, and the simulators serving them (kept
+/// alive for the whole run).
+struct Plan {
+    calls: Vec<Call>,
+    client: ClientWithMiddleware,
+    _simulators: Vec<Simulator>,
+}
+
+type Error = Box<dyn std::error::Error>;
+
+/// One call of the mix.
+struct Call {
+    label: &'static str,
+    url: String,
+    key: Option<String>,
+    body: serde_json::Value,
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    let collected = Collected::default();
+    let to_otlp = std::env::var_os("OTEL_EXPORTER_OTLP_ENDPOINT").is_some();
+    let init = Init::from_env()
+        .service_name("llm-gateway-otel-quickstart")
+        .with_span_processor(SimpleSpanProcessor::new(collected.clone()));
+    let guard = if to_otlp { init } else { init.console() }.install()?;
+
+    let plan = match std::env::var("ASSEMBLYAI_API_KEY") {
+        Ok(key) if !key.trim().is_empty() => real_gateway(key.trim().to_owned())?,
+        _ => simulated().await?,
+    };
+    for call in plan.calls {
+        send(&plan.client, call).await;
+    }
+
+    guard.flush();
+    print_table(&collected.spans());
+    if to_otlp {
+        println!("\nSpans were exported over OTLP (OTEL_EXPORTER_OTLP_ENDPOINT).");
+    }
+    Ok(())
+}
+
+async fn simulated() -> Result<Plan, Error> {
+    let us = Simulator::builder().api_key("demo-key").start().await?;
+    let eu = Simulator::builder().region(SimRegion::Eu).start().await?;
+    println!(
+        "Gateway simulator: US {} / EU {} (set ASSEMBLYAI_API_KEY to call the real gateway)\n",
+        us.base_url(),
+        eu.base_url()
+    );
+    let middleware = GatewayMiddleware::builder()
+        .gateway_host(us.addr().to_string(), Region::US)
+        .gateway_host(eu.addr().to_string(), Region::EU)
+        .build()?;
+    let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(middleware)
+        .build();
+    us.inject_for_model("claude-haiku-4-5", Fault::RateLimited { retry_after_s: 12 });
+    us.inject_for_model("gemini-2.5-pro", Fault::Status(503));
+    let key = Some("demo-key".to_owned());
+    let calls = vec![
+        Call {
+            label: "success",
+            url: us.chat_url(),
+            key: key.clone(),
+            body: chat("claude-sonnet-4-6", false),
+        },
+        Call {
+            label: "streamed",
+            url: us.chat_url(),
+            key: key.clone(),
+            body: chat("gpt-4o-mini", true),
+        },
+        Call {
+            label: "rate limited",
+            url: us.chat_url(),
+            key: key.clone(),
+            body: chat("claude-haiku-4-5", false),
+        },
+        Call {
+            label: "upstream 503",
+            url: us.chat_url(),
+            key: key.clone(),
+            body: chat("gemini-2.5-pro", false),
+        },
+        Call {
+            label: "model not in region",
+            url: eu.chat_url(),
+            key: key.clone(),
+            body: chat("gpt-4o", false),
+        },
+        Call {
+            label: "wrong key",
+            url: us.chat_url(),
+            key: Some("not-the-key".into()),
+            body: chat("claude-sonnet-4-6", false),
+        },
+    ];
+    Ok(Plan {
+        calls,
+        client,
+        _simulators: vec![us, eu],
+    })
+}
+
+fn real_gateway(key: String) -> Result<Plan, Error> {
+    let eu = std::env::var("LLM_GATEWAY_REGION").is_ok_and(|r| r.eq_ignore_ascii_case("eu"));
+    let host = if eu {
+        llm_gateway_otel::region::EU_HOST
+    } else {
+        llm_gateway_otel::region::US_HOST
+    };
+    let url = format!("https://{host}/v1/chat/completions");
+    println!("Calling the real gateway at {host}\n");
+    let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(GatewayMiddleware::default())
+        .build();
+    let k = Some(key);
+    let mut calls = vec![
+        Call {
+            label: "success",
+            url: url.clone(),
+            key: k.clone(),
+            body: chat("claude-sonnet-4-6", false),
+        },
+        Call {
+            label: "unknown model",
+            url: url.clone(),
+            key: k.clone(),
+            body: chat("no-such-model", false),
+        },
+        Call {
+            label: "wrong key",
+            url: url.clone(),
+            key: Some("not-a-valid-key".into()),
+            body: chat("claude-sonnet-4-6", false),
+        },
+    ];
+    if eu {
+        calls.push(Call {
+            label: "model not in region",
+            url,
+            key: k,
+            body: chat("gpt-4o-mini", false),
+        });
+    } else {
+        calls.push(Call {
+            label: "streamed",
+            url,
+            key: k,
+            body: chat("gpt-4o-mini", true),
+        });
+    }
+    Ok(Plan {
+        calls,
+        client,
+        _simulators: Vec::new(),
+    })
+}
+
+fn chat(model: &str, stream: bool) -> serde_json::Value {
+    json!({
+        "model": model,
+        "messages": [{"role": "user", "content": "What is the capital of France? One word."}],
+        "max_tokens": 16,
+        "stream": stream,
+    })
+}
+
+async fn send(client: &ClientWithMiddleware, call: Call) {
+    let mut request = client.post(&call.url).json(&call.body);
+    if let Some(key) = &call.key {
+        request = request.header("authorization", key);
+    }
+    match request.send().await {
+        Ok(response) => {
+            let status = response.status();
+            // Read the body the way a user would (streamed bodies chunk by chunk); the span
+            // ends when the body has been read.
+            let mut bytes = 0;
+            let mut body = response.bytes_stream();
+            while let Some(chunk) = body.next().await {
+                match chunk {
+                    Ok(c) => bytes += c.len(),
+                    Err(e) => {
+                        eprintln!("{}: body failed: {e}", call.label);
+                        break;
+                    }
+                }
+            }
+            eprintln!("{:<20} -> {status} ({bytes} bytes)", call.label);
+        }
+        Err(e) => eprintln!("{:<20} -> failed: {e}", call.label),
+    }
+}
+
+fn print_table(spans: &[SpanData]) {
+    let calls: Vec<&SpanData> = spans
+        .iter()
+        .filter(|s| {
+            s.attributes
+                .iter()
+                .any(|kv| kv.key.as_str() == GEN_AI_OPERATION_NAME)
+        })
+        .collect();
+    println!("\nWhat was recorded ({} calls):", calls.len());
+    println!(
+        "{:<38} {:<18} {:<7} {:<24} {:<6} error",
+        "request_id", "model", "region", "timestamp (UTC)", "status"
+    );
+    for s in calls {
+        let get = |k: &str| {
+            s.attributes
+                .iter()
+                .find(|kv| kv.key.as_str() == k)
+                .map(|kv| match &kv.value {
+                    Value::String(v) => v.to_string(),
+                    other => other.to_string(),
+                })
+        };
+        let error = match (get(ERROR_TYPE), get(LLM_GATEWAY_ERROR_MESSAGE)) {
+            (Some(t), Some(m)) => format!("{t}: {}", shorten(&m, 60)),
+            (Some(t), None) => t,
+            _ => "-".into(),
+        };
+        println!(
+            "{:<38} {:<18} {:<7} {:<24} {:<6} {}",
+            get(LLM_GATEWAY_REQUEST_ID).unwrap_or_else(|| "-".into()),
+            get(GEN_AI_REQUEST_MODEL).unwrap_or_else(|| "-".into()),
+            get(LLM_GATEWAY_REGION).unwrap_or_else(|| "-".into()),
+            rfc3339_utc(s.start_time),
+            get(HTTP_RESPONSE_STATUS_CODE).unwrap_or_else(|| "-".into()),
+            error,
+        );
+    }
+}
+
+fn shorten(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &text[..i]),
+        None => text.to_owned(),
+    }
+}
+
+/// Keeps every finished span so the table can be printed at the end.
+#[derive(Debug, Clone, Default)]
+struct Collected(Arc<Mutex<Vec<SpanData>>>);
+
+impl Collected {
+    fn spans(&self) -> Vec<SpanData> {
+        self.0.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+}
+
+impl SpanExporter for Collected {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        if let Ok(mut v) = self.0.lock() {
+            v.extend(batch);
+        }
+        Ok(())
+    }
+}
