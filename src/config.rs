@@ -5,6 +5,7 @@ use std::fmt;
 
 use crate::region::Region;
 use crate::request::{GatewayMatcher, RegionMap, RequestMatcher};
+use crate::telemetry::metrics::Metrics;
 use crate::GatewayMiddleware;
 
 /// Default cap on the error body recorded on a span: the first 8 KiB.
@@ -17,6 +18,7 @@ pub(crate) struct Config {
     pub(crate) matcher: Box<dyn RequestMatcher>,
     pub(crate) regions: RegionMap,
     pub(crate) error_body_limit: usize,
+    pub(crate) metrics: Metrics,
 }
 
 impl Default for Config {
@@ -25,8 +27,15 @@ impl Default for Config {
             matcher: Box::new(GatewayMatcher::default()),
             regions: RegionMap::default(),
             error_body_limit: DEFAULT_ERROR_BODY_LIMIT,
+            metrics: Metrics::new(&default_meter()),
         }
     }
+}
+
+/// The global meter provider's meter for this crate (set it, e.g. with [`crate::init`],
+/// before building the middleware).
+fn default_meter() -> opentelemetry::metrics::Meter {
+    opentelemetry::global::meter(crate::names::TRACING_TARGET)
 }
 
 /// A configuration mistake, reported when the middleware is built.
@@ -64,6 +73,7 @@ pub struct GatewayMiddlewareBuilder {
     hosts: GatewayMatcher,
     regions: RegionMap,
     error_body_limit: Option<usize>,
+    meter: Option<opentelemetry::metrics::Meter>,
 }
 
 impl GatewayMiddlewareBuilder {
@@ -104,6 +114,13 @@ impl GatewayMiddlewareBuilder {
         self
     }
 
+    /// The meter the metric instruments are created from (default: the global meter
+    /// provider's, read when [`build`](Self::build) runs).
+    pub fn meter(mut self, meter: opentelemetry::metrics::Meter) -> Self {
+        self.meter = Some(meter);
+        self
+    }
+
     /// Checks the configuration and builds the middleware.
     pub fn build(self) -> Result<GatewayMiddleware, ConfigError> {
         let error_body_limit = self.error_body_limit.unwrap_or(DEFAULT_ERROR_BODY_LIMIT);
@@ -116,6 +133,7 @@ impl GatewayMiddlewareBuilder {
             matcher: self.matcher.unwrap_or_else(|| Box::new(self.hosts)),
             regions: self.regions,
             error_body_limit,
+            metrics: Metrics::new(&self.meter.unwrap_or_else(default_meter)),
         }))
     }
 }

@@ -102,16 +102,27 @@ impl Middleware for GatewayMiddleware {
         let attempt = telemetry::attempt_span(&call, &req, 0);
         let started = Instant::now();
         let result = next.run(req, extensions).instrument(attempt.clone()).await;
-        telemetry::end_attempt(&attempt, &result);
+        telemetry::end_attempt(
+            &attempt,
+            &result,
+            &facts,
+            started.elapsed(),
+            &self.config.metrics,
+        );
         drop(attempt);
         match result {
             Ok(response) => {
-                let limit = self.config.error_body_limit;
-                let state = observe::CallState::new(call, facts, started, &response, limit);
+                let state = observe::CallState::new(call, facts, started, &response, &self.config);
                 Ok(observe::observe(response, state).await)
             }
             Err(err) => {
-                telemetry::record_transport_failure(&call, &err);
+                telemetry::record_transport_failure(
+                    &call,
+                    &err,
+                    &facts,
+                    started.elapsed(),
+                    &self.config.metrics,
+                );
                 Err(err)
             }
         }

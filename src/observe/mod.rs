@@ -11,6 +11,7 @@ pub mod json;
 pub mod sse;
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -20,8 +21,10 @@ use http_body_util::BodyExt;
 use tracing::Span;
 
 use crate::classify::{classify_response, BodyEnd, ResponseVerdictInput};
+use crate::config::Config;
 use crate::ratelimit::RateLimit;
 use crate::request::RequestFacts;
+use crate::telemetry::metrics::CallSummary;
 use json::{BodyFacts, JsonPicker, JsonStatus};
 use sse::StreamObserver;
 
@@ -79,7 +82,8 @@ enum Parser {
 /// The state of one call while its body passes; consumed when the body ends.
 pub(crate) struct CallState {
     span: Span,
-    secrets: Vec<String>,
+    request: RequestFacts,
+    config: Arc<Config>,
     status: u16,
     started: Instant,
     parser: Parser,
@@ -96,11 +100,14 @@ impl CallState {
         request: RequestFacts,
         started: Instant,
         response: &reqwest::Response,
-        error_body_limit: usize,
+        config: &Arc<Config>,
     ) -> CallState {
         let status = response.status().as_u16();
         let rate = RateLimit::from_headers(response.headers(), std::time::SystemTime::now());
         crate::telemetry::record_response_head(&span, status, &rate);
+        if !rate.is_empty() {
+            config.metrics.record_rate_limit(&request, &rate);
+        }
         let streamed = response
             .headers()
             .get(http::header::CONTENT_TYPE)
@@ -112,7 +119,8 @@ impl CallState {
             });
         CallState {
             span,
-            secrets: request.secrets,
+            request,
+            config: Arc::clone(config),
             status,
             started,
             parser: if streamed {
@@ -121,7 +129,7 @@ impl CallState {
                 Parser::Json(JsonPicker::new())
             },
             capture: (!(200..300).contains(&status)).then(Vec::new),
-            capture_limit: error_body_limit,
+            capture_limit: config.error_body_limit,
             body_bytes: 0,
             first_chunk: None,
         }
@@ -168,14 +176,15 @@ impl CallState {
         };
         let error_body = self.capture.map(|c| {
             let text = String::from_utf8_lossy(&c);
-            let mut body = crate::redact::redact(&text, &self.secrets).into_owned();
+            let mut body = crate::redact::redact(&text, &self.request.secrets).into_owned();
             if self.body_bytes > c.len() as u64 {
                 body.push_str(&format!("…[truncated: {} bytes in all]", self.body_bytes));
             }
             body
         });
         let error_message = facts.error.message.as_deref().map(|m| {
-            crate::redact::redact(truncate_utf8(m, MAX_ERROR_MESSAGE), &self.secrets).into_owned()
+            crate::redact::redact(truncate_utf8(m, MAX_ERROR_MESSAGE), &self.request.secrets)
+                .into_owned()
         });
         let outcome = ResponseOutcome {
             status: self.status,
@@ -197,6 +206,13 @@ impl CallState {
             end,
         });
         crate::telemetry::record_outcome(&self.span, &outcome, error_type.as_ref());
+        self.config.metrics.record_call(&CallSummary {
+            request: &self.request,
+            outcome: Some(&outcome),
+            status: Some(outcome.status),
+            error_type: error_type.as_deref(),
+            duration: self.started.elapsed(),
+        });
         // `self.span` is dropped here: the call's span ends with its body.
     }
 }

@@ -2,6 +2,7 @@
 //! written on them. Nothing here parses bytes or decides what an outcome was; it writes down
 //! what `observe` saw and `classify` decided.
 
+pub mod metrics;
 pub mod names;
 
 use std::borrow::Cow;
@@ -14,6 +15,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 use crate::observe::ResponseOutcome;
 use crate::ratelimit::RateLimit;
 use crate::request::RequestFacts;
+use metrics::{AttemptSummary, CallSummary, Metrics};
 use names::*;
 
 /// Longest status description put on a span.
@@ -85,28 +87,54 @@ pub(crate) fn attempt_span(call: &Span, request: &reqwest::Request, resend_count
     )
 }
 
-/// Records on an attempt span what came back: a status, or a transport failure.
-pub(crate) fn end_attempt(attempt: &Span, result: &reqwest_middleware::Result<reqwest::Response>) {
-    match result {
-        Ok(resp) => {
-            let status = resp.status().as_u16();
-            attempt.record(HTTP_RESPONSE_STATUS_CODE, i64::from(status));
-            if status >= 400 {
-                attempt.record(ERROR_TYPE, resp.status().as_str());
-                attempt.record(OTEL_STATUS_CODE, "error");
-            }
-        }
-        Err(err) => {
-            attempt.record(ERROR_TYPE, crate::classify::classify_transport(err));
-            attempt.record(OTEL_STATUS_CODE, "error");
-        }
+/// Records on an attempt span (and the attempt metrics) what came back: a status, or a
+/// transport failure.
+pub(crate) fn end_attempt(
+    attempt: &Span,
+    result: &reqwest_middleware::Result<reqwest::Response>,
+    request: &RequestFacts,
+    duration: std::time::Duration,
+    metrics: &Metrics,
+) {
+    let status = result.as_ref().ok().map(|r| r.status().as_u16());
+    if let Some(status) = status {
+        attempt.record(HTTP_RESPONSE_STATUS_CODE, i64::from(status));
     }
+    let code = status.filter(|s| *s >= 400).map(|s| s.to_string());
+    let error_type = match result {
+        Ok(_) => code.as_deref(),
+        Err(err) => Some(crate::classify::classify_transport(err)),
+    };
+    if let Some(error_type) = error_type {
+        attempt.record(ERROR_TYPE, error_type);
+        attempt.record(OTEL_STATUS_CODE, "error");
+    }
+    metrics.record_attempt(&AttemptSummary {
+        request,
+        status,
+        error_type,
+        duration,
+    });
 }
 
 /// Records a call that got no response at all (connect error, timeout before headers).
-pub(crate) fn record_transport_failure(call: &Span, err: &reqwest_middleware::Error) {
-    call.record(ERROR_TYPE, crate::classify::classify_transport(err));
+pub(crate) fn record_transport_failure(
+    call: &Span,
+    err: &reqwest_middleware::Error,
+    request: &RequestFacts,
+    duration: std::time::Duration,
+    metrics: &Metrics,
+) {
+    let error_type = crate::classify::classify_transport(err);
+    call.record(ERROR_TYPE, error_type);
     call.record(OTEL_STATUS_DESCRIPTION, bounded(&err.to_string()));
+    metrics.record_call(&CallSummary {
+        request,
+        outcome: None,
+        status: None,
+        error_type: Some(error_type),
+        duration,
+    });
 }
 
 /// Records what the response head said, as soon as it arrives.
