@@ -5,6 +5,7 @@ mod bodies;
 mod errors;
 mod metrics;
 mod passthrough;
+mod retry;
 mod secrets;
 mod spans;
 mod streaming;
