@@ -266,6 +266,19 @@ impl RequestFacts {
     /// assert_eq!(facts.region, llm_gateway_otel::Region::EU);
     /// assert_eq!(facts.fields.messages, Some(JsonKind::String));
     /// ```
+    ///
+    /// Only a JSON object is described; anything else (an array, text) is not:
+    ///
+    /// ```
+    /// # use llm_gateway_otel::RequestFacts;
+    /// let req = reqwest::Client::new()
+    ///     .post("https://llm-gateway.assemblyai.com/v1/chat/completions")
+    ///     .body(r#"["gpt-4o", 5]"#)
+    ///     .build()
+    ///     .unwrap();
+    /// let facts = RequestFacts::from_request(&req);
+    /// assert!(!facts.described && facts.model.is_none());
+    /// ```
     pub fn from_request(request: &reqwest::Request) -> RequestFacts {
         Self::read(request, &RegionMap::default())
     }
@@ -278,7 +291,11 @@ impl RequestFacts {
             .body()
             .and_then(|b| b.as_bytes())
             .filter(|b| b.len() <= MAX_DESCRIBED_REQUEST_BODY);
-        let wire = body.and_then(|b| serde_json::from_slice::<WireRequest>(b).ok());
+        // Only a JSON object describes a call: serde's derived struct would also accept an
+        // array, reading `["a","b"]` as `model: "a"`.
+        let wire = body
+            .filter(|b| b.iter().find(|c| !c.is_ascii_whitespace()) == Some(&b'{'))
+            .and_then(|b| serde_json::from_slice::<WireRequest>(b).ok());
         let described = wire.is_some();
         let wire = wire.unwrap_or_default();
         let fields = BodyFields {
