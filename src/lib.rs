@@ -179,7 +179,13 @@ fn preflight(
     let Some(first) = rejected.first() else {
         return Ok(());
     };
-    let diagnosis = Diagnosis::error(first.cause, Some(first.to_string()));
+    let diagnosis = Diagnosis::error(
+        first.cause,
+        Some(format!(
+            "`{}`: {} (request not sent)",
+            first.field, first.detail
+        )),
+    );
     report.finish_not_sent(diagnosis.clone());
     let err = PreflightError::new(rejected, report.report());
     telemetry::record_preflight_rejection(call, &diagnosis, &err.to_string());
@@ -193,8 +199,10 @@ fn transport_failed(
     err: &reqwest_middleware::Error,
     report: &report::ReportHandle,
 ) {
+    let causes = diagnose::transport_causes(err, facts);
     let diagnosis = diagnose::diagnose(&diagnose::DiagnosisInput {
         transport: diagnose::TransportFailure::of(err),
+        transport_causes: causes.as_deref(),
         ..diagnose::DiagnosisInput::new(facts)
     });
     telemetry::record_diagnosis(call, diagnosis.as_ref());

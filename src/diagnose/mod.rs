@@ -378,6 +378,8 @@ pub struct DiagnosisInput<'a> {
     pub end: Option<BodyEnd>,
     /// Why no response arrived.
     pub transport: Option<TransportFailure>,
+    /// The transport error's causes, redacted (see [`transport_causes`]).
+    pub transport_causes: Option<&'a str>,
     /// The region's `/v1/models` list, when the cached lookup is enabled and answered.
     pub region_models: Option<&'a [String]>,
 }
@@ -396,9 +398,31 @@ impl<'a> DiagnosisInput<'a> {
             stream_done: false,
             end: None,
             transport: None,
+            transport_causes: None,
             region_models: None,
         }
     }
+}
+
+/// The causes of a transport error, innermost last (`client error (Connect): tcp connect
+/// error: Connection refused (os error 111)`), without the top-level message (which names the
+/// URL), redacted with the request's secrets. `None` when it has no source.
+pub fn transport_causes(err: &reqwest_middleware::Error, request: &RequestFacts) -> Option<String> {
+    let top: &(dyn std::error::Error + 'static) = match err {
+        reqwest_middleware::Error::Reqwest(e) => e,
+        reqwest_middleware::Error::Middleware(e) => e.as_ref(),
+    };
+    let mut parts = Vec::new();
+    let mut source = top.source();
+    while let Some(s) = source {
+        parts.push(s.to_string());
+        source = s.source();
+    }
+    (!parts.is_empty()).then(|| {
+        let text = parts.join(": ");
+        crate::redact::redact(crate::observe::truncate_utf8(&text, 512), &request.secrets)
+            .into_owned()
+    })
 }
 
 impl<'a> DiagnosisInput<'a> {
@@ -447,14 +471,29 @@ pub fn is_openai_model(model: &str) -> bool {
 /// did what was asked, a body the user stopped reading).
 pub fn diagnose(input: &DiagnosisInput<'_>) -> Option<Diagnosis> {
     if let Some(failure) = input.transport {
-        return Some(match failure {
-            TransportFailure::Timeout => Diagnosis::error(Cause::Timeout, None),
-            TransportFailure::Connect => Diagnosis::error(
-                Cause::Connect,
-                Some(format!("host {}", input.request.server_address)),
-            ),
-            TransportFailure::Other => Diagnosis::error(Cause::RequestFailed, None),
-        });
+        let causes = input.transport_causes;
+        let mut detail = match input.request.server_port {
+            Some(port) => format!("{}:{port}", input.request.server_address),
+            None => input.request.server_address.clone(),
+        };
+        if let Some(c) = causes {
+            detail.push_str(": ");
+            detail.push_str(c);
+        }
+        if causes.is_some_and(|c| c.contains("scheme is not http")) {
+            detail.push_str(
+                " (this reqwest client has no TLS support: enable a reqwest TLS feature such as \
+                 `rustls` to call https)",
+            );
+        }
+        return Some(Diagnosis::error(
+            match failure {
+                TransportFailure::Timeout => Cause::Timeout,
+                TransportFailure::Connect => Cause::Connect,
+                TransportFailure::Other => Cause::RequestFailed,
+            },
+            Some(detail),
+        ));
     }
     let status = input.status?;
     match status {
