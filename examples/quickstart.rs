@@ -252,9 +252,10 @@ fn print_table(spans: &[SpanData]) {
                     other => other.to_string(),
                 })
         };
+        let cause = get(LLM_GATEWAY_ERROR_CAUSE).map_or(String::new(), |c| format!(" {c}"));
         let mut error = match (get(ERROR_TYPE), get(LLM_GATEWAY_ERROR_MESSAGE)) {
-            (Some(t), Some(m)) => format!("{t}: {}", shorten(&m, 50)),
-            (Some(t), None) => t,
+            (Some(t), Some(m)) => format!("{t}{cause}: {}", shorten(&m, 50)),
+            (Some(t), None) => format!("{t}{cause}"),
             _ => "-".into(),
         };
         if let Some(stop) = get(LLM_GATEWAY_RETRY_STOP_REASON) {

@@ -2,7 +2,10 @@
 //! [`GatewayMiddlewareBuilder::build`], never at call time.
 
 use std::fmt;
+use std::sync::Arc;
 
+use crate::diagnose::catalog::ModelCatalog;
+use crate::diagnose::PreflightMode;
 use crate::region::Region;
 use crate::request::{GatewayMatcher, RegionMap, RequestMatcher};
 use crate::retry::{Retry, RetryState};
@@ -21,6 +24,9 @@ pub(crate) struct Config {
     pub(crate) error_body_limit: usize,
     pub(crate) metrics: Metrics,
     pub(crate) retry: Option<RetryState>,
+    pub(crate) preflight: PreflightMode,
+    /// Set when the user allows one cached `GET /v1/models` per gateway host.
+    pub(crate) catalog: Option<Arc<ModelCatalog>>,
 }
 
 impl Default for Config {
@@ -31,6 +37,8 @@ impl Default for Config {
             error_body_limit: DEFAULT_ERROR_BODY_LIMIT,
             metrics: Metrics::new(&default_meter()),
             retry: None,
+            preflight: PreflightMode::default(),
+            catalog: None,
         }
     }
 }
@@ -78,6 +86,8 @@ pub struct GatewayMiddlewareBuilder {
     error_body_limit: Option<usize>,
     meter: Option<opentelemetry::metrics::Meter>,
     retry: Option<Retry>,
+    preflight: PreflightMode,
+    lookup_region_models: bool,
 }
 
 impl GatewayMiddlewareBuilder {
@@ -132,6 +142,25 @@ impl GatewayMiddlewareBuilder {
         self
     }
 
+    /// What to do with pre-flight findings (checks run before a request leaves): record them
+    /// as span events ([`PreflightMode::Warn`], the default), also refuse to send what the
+    /// gateway would reject ([`PreflightMode::FailFast`]), or nothing ([`PreflightMode::Off`],
+    /// e.g. behind a proxy that adds the key itself).
+    pub fn preflight(mut self, mode: PreflightMode) -> Self {
+        self.preflight = mode;
+        self
+    }
+
+    /// On a 404, allow one `GET /v1/models` per gateway host (cached for the middleware's
+    /// life, failures too) to tell a misspelled model ("did you mean …?") from one not served
+    /// in the region. Off by default: the diagnosis then relies on what it knows statically
+    /// (OpenAI models are US-only). The lookup uses a plain client of the middleware's own,
+    /// with a 3 s timeout, and delays the first 404 of each host by its duration.
+    pub fn lookup_region_models(mut self, allow: bool) -> Self {
+        self.lookup_region_models = allow;
+        self
+    }
+
     /// Checks the configuration and builds the middleware.
     pub fn build(self) -> Result<GatewayMiddleware, ConfigError> {
         let error_body_limit = self.error_body_limit.unwrap_or(DEFAULT_ERROR_BODY_LIMIT);
@@ -149,6 +178,10 @@ impl GatewayMiddlewareBuilder {
             error_body_limit,
             metrics: Metrics::new(&self.meter.unwrap_or_else(default_meter)),
             retry: self.retry.map(RetryState::new),
+            preflight: self.preflight,
+            catalog: self
+                .lookup_region_models
+                .then(|| Arc::new(ModelCatalog::new())),
         }))
     }
 }

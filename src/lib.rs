@@ -28,11 +28,13 @@
 
 pub mod classify;
 mod config;
+pub mod diagnose;
 pub mod export;
 pub mod observe;
 pub mod ratelimit;
 pub mod redact;
 pub mod region;
+pub mod report;
 pub mod request;
 pub mod retry;
 pub mod telemetry;
@@ -44,8 +46,10 @@ use http::Extensions;
 use reqwest_middleware::{Middleware, Next};
 
 pub use config::{ConfigError, GatewayMiddlewareBuilder, DEFAULT_ERROR_BODY_LIMIT};
+pub use diagnose::{Cause, Diagnosis, PreflightError, PreflightMode};
 pub use export::{init, TelemetryGuard};
 pub use region::Region;
+pub use report::{AttemptRecord, ReportHandle, ReportSlot, SupportReport, SupportReportExt};
 pub use request::{GatewayMatcher, RequestFacts, RequestMatcher};
 pub use telemetry::names;
 
@@ -99,14 +103,25 @@ impl Middleware for GatewayMiddleware {
         }
         let facts = Facts::read(&req, &self.config.regions);
         let call = telemetry::call_span(&facts);
+        let report = report::ReportHandle::start(&req, &facts, extensions);
+        preflight(&self.config, &call, &facts, &report)?;
         let started = Instant::now();
         let cancelled = telemetry::CancelGuard::new(&call);
-        let result = retry::send(&self.config, &call, &facts, req, extensions, next).await;
+        let result = retry::send(&self.config, &call, &facts, &report, req, extensions, next).await;
         cancelled.disarm();
         match result {
             Ok(response) => {
-                let state = observe::CallState::new(call, facts, started, &response, &self.config);
-                Ok(observe::observe(response, state).await)
+                let state = observe::CallState::new(
+                    call,
+                    facts,
+                    started,
+                    &response,
+                    &self.config,
+                    report.clone(),
+                );
+                let mut response = observe::observe(response, state).await;
+                response.extensions_mut().insert(report);
+                Ok(response)
             }
             Err(err) => {
                 let elapsed = started.elapsed();
@@ -117,8 +132,66 @@ impl Middleware for GatewayMiddleware {
                     elapsed,
                     &self.config.metrics,
                 );
+                transport_failed(&call, &facts, &err, &report);
                 Err(err)
             }
         }
     }
+}
+
+/// Pre-flight checks before the request leaves: findings go on the call's span and into its
+/// report; with [`PreflightMode::FailFast`] a request the gateway would reject is not sent.
+fn preflight(
+    config: &Config,
+    call: &tracing::Span,
+    facts: &Facts,
+    report: &report::ReportHandle,
+) -> reqwest_middleware::Result<()> {
+    if config.preflight == PreflightMode::Off {
+        return Ok(());
+    }
+    let findings = diagnose::preflight(facts);
+    if findings.is_empty() {
+        return Ok(());
+    }
+    telemetry::record_preflight(call, &findings);
+    report.set_preflight(&findings);
+    if config.preflight != PreflightMode::FailFast {
+        return Ok(());
+    }
+    let rejected: Vec<diagnose::Finding> = findings
+        .into_iter()
+        .filter(|f| f.severity == diagnose::Severity::Reject)
+        .collect();
+    let Some(first) = rejected.first() else {
+        return Ok(());
+    };
+    let diagnosis = Diagnosis::error(
+        first.cause,
+        Some(format!(
+            "`{}`: {} (request not sent)",
+            first.field, first.detail
+        )),
+    );
+    report.finish_not_sent(diagnosis.clone());
+    let err = PreflightError::new(rejected, report.report());
+    telemetry::record_preflight_rejection(call, &diagnosis, &err.to_string());
+    Err(reqwest_middleware::Error::middleware(err))
+}
+
+/// A call that got no response: its diagnosis on the span and in the report.
+fn transport_failed(
+    call: &tracing::Span,
+    facts: &Facts,
+    err: &reqwest_middleware::Error,
+    report: &report::ReportHandle,
+) {
+    let causes = diagnose::transport_causes(err, facts);
+    let diagnosis = diagnose::diagnose(&diagnose::DiagnosisInput {
+        transport: diagnose::TransportFailure::of(err),
+        transport_causes: causes.as_deref(),
+        ..diagnose::DiagnosisInput::new(facts)
+    });
+    telemetry::record_diagnosis(call, diagnosis.as_ref());
+    report.finish_transport(classify::classify_transport(err), diagnosis);
 }

@@ -151,8 +151,81 @@ pub struct RequestFacts {
     pub server_address: String,
     /// Port the call goes to.
     pub server_port: Option<u16>,
+    /// The JSON kind of the body fields the gateway validates (for diagnosis and pre-flight
+    /// checks).
+    pub fields: BodyFields,
+    /// How the request authenticates: which header forms are present, never a value.
+    pub auth: AuthFacts,
+    /// `scheme://host[:port]` of the call (where the region's `/v1/models` lives).
+    pub(crate) origin: String,
     /// Credentials seen on the request, kept only to redact them from what is recorded.
     pub(crate) secrets: Vec<String>,
+}
+
+/// The JSON kind of a value in the request body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JsonKind {
+    /// `null`.
+    Null,
+    /// `true` or `false`.
+    Bool,
+    /// A number that is an integer (fits `i64` or `u64`).
+    Integer,
+    /// Any other number.
+    Number,
+    /// A string.
+    String,
+    /// An array.
+    Array,
+    /// An object.
+    Object,
+}
+
+/// The fields of a chat-completions body that the gateway validates, each as the JSON kind it
+/// had (`None`: absent). Read in the same single pass as the rest of [`RequestFacts`], without
+/// copying `messages`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BodyFields {
+    /// Whether the body was a JSON object at all.
+    pub object: bool,
+    /// `model`.
+    pub model: Option<JsonKind>,
+    /// `messages` (must be an array).
+    pub messages: Option<JsonKind>,
+    /// `prompt` (the alternative to `messages`).
+    pub prompt: Option<JsonKind>,
+    /// `max_tokens` (a positive integer).
+    pub max_tokens: Option<JsonKind>,
+    /// Whether `post_processing_steps` asks for `json-repair`.
+    pub json_repair: bool,
+}
+
+/// How the `Authorization` header carries the key (the value itself is never kept here).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AuthHeader {
+    /// No `Authorization` header.
+    #[default]
+    Missing,
+    /// Present but empty.
+    Empty,
+    /// The raw key, as documented.
+    Raw,
+    /// `Bearer <key>` (accepted in practice, not the documented form).
+    Bearer,
+    /// Another scheme (`Basic …`, `Token …`).
+    OtherScheme,
+}
+
+/// What the request shows about authentication. Names only: no value is kept.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuthFacts {
+    /// The `Authorization` header's form.
+    pub authorization: AuthHeader,
+    /// A header that looks meant to be `Authorization` but is not (`Authorisation`,
+    /// `Authorizaton`, `x-api-key`): its lowercase name.
+    pub misnamed_header: Option<String>,
+    /// A query parameter that looks like it carries the key (`api_key`, `token`): its name.
+    pub key_in_query: Option<String>,
 }
 
 impl std::fmt::Debug for RequestFacts {
@@ -166,6 +239,8 @@ impl std::fmt::Debug for RequestFacts {
             .field("region", &self.region)
             .field("server_address", &self.server_address)
             .field("server_port", &self.server_port)
+            .field("fields", &self.fields)
+            .field("auth", &self.auth)
             .field(
                 "secrets",
                 &format_args!("[{} redacted]", self.secrets.len()),
@@ -175,6 +250,39 @@ impl std::fmt::Debug for RequestFacts {
 }
 
 impl RequestFacts {
+    /// The facts of `request`, with the region taken from the gateway's own hosts only (the
+    /// middleware uses the regions configured on its builder). For using the pure
+    /// [`diagnose`](crate::diagnose) and [`preflight`](crate::diagnose::preflight) functions
+    /// on your own.
+    ///
+    /// ```
+    /// use llm_gateway_otel::request::{JsonKind, RequestFacts};
+    /// let req = reqwest::Client::new()
+    ///     .post("https://llm-gateway.eu.assemblyai.com/v1/chat/completions")
+    ///     .body(r#"{"model":"gpt-4o","messages":"hi"}"#)
+    ///     .build()
+    ///     .unwrap();
+    /// let facts = RequestFacts::from_request(&req);
+    /// assert_eq!(facts.region, llm_gateway_otel::Region::EU);
+    /// assert_eq!(facts.fields.messages, Some(JsonKind::String));
+    /// ```
+    ///
+    /// Only a JSON object is described; anything else (an array, text) is not:
+    ///
+    /// ```
+    /// # use llm_gateway_otel::RequestFacts;
+    /// let req = reqwest::Client::new()
+    ///     .post("https://llm-gateway.assemblyai.com/v1/chat/completions")
+    ///     .body(r#"["gpt-4o", 5]"#)
+    ///     .build()
+    ///     .unwrap();
+    /// let facts = RequestFacts::from_request(&req);
+    /// assert!(!facts.described && facts.model.is_none());
+    /// ```
+    pub fn from_request(request: &reqwest::Request) -> RequestFacts {
+        Self::read(request, &RegionMap::default())
+    }
+
     pub(crate) fn read(request: &reqwest::Request, regions: &RegionMap) -> RequestFacts {
         let url = request.url();
         let server_address = url.host_str().unwrap_or_default().to_owned();
@@ -183,9 +291,36 @@ impl RequestFacts {
             .body()
             .and_then(|b| b.as_bytes())
             .filter(|b| b.len() <= MAX_DESCRIBED_REQUEST_BODY);
-        let wire = body.and_then(|b| serde_json::from_slice::<WireRequest>(b).ok());
+        // Only a JSON object describes a call: serde's derived struct would also accept an
+        // array, reading `["a","b"]` as `model: "a"`.
+        let wire = body
+            .filter(|b| b.iter().find(|c| !c.is_ascii_whitespace()) == Some(&b'{'))
+            .and_then(|b| serde_json::from_slice::<WireRequest>(b).ok());
         let described = wire.is_some();
         let wire = wire.unwrap_or_default();
+        let fields = BodyFields {
+            object: described,
+            model: wire.model.as_ref().map(JsonKind::of),
+            messages: wire.messages.map(|k| k.0),
+            prompt: wire.prompt.map(|k| k.0),
+            max_tokens: wire.max_tokens.as_ref().map(JsonKind::of),
+            json_repair: wire
+                .post_processing_steps
+                .as_ref()
+                .and_then(Value::as_array)
+                .is_some_and(|steps| {
+                    steps.iter().any(|s| {
+                        s.get("type")
+                            .and_then(Value::as_str)
+                            .is_some_and(|t| t.eq_ignore_ascii_case("json-repair"))
+                    })
+                }),
+        };
+        let origin = match (url.port(), url.host_str()) {
+            (Some(port), Some(host)) => format!("{}://{host}:{port}", url.scheme()),
+            (None, Some(host)) => format!("{}://{host}", url.scheme()),
+            _ => String::new(),
+        };
         RequestFacts {
             model: wire
                 .model
@@ -203,8 +338,162 @@ impl RequestFacts {
             region: regions.resolve(&server_address, server_port),
             server_address,
             server_port,
+            fields,
+            auth: auth_of(request),
+            origin,
             secrets: secrets_of(request),
         }
+    }
+}
+
+impl JsonKind {
+    /// The kind of a JSON value.
+    pub fn of(v: &Value) -> JsonKind {
+        match v {
+            Value::Null => JsonKind::Null,
+            Value::Bool(_) => JsonKind::Bool,
+            Value::Number(n) if n.is_i64() || n.is_u64() => JsonKind::Integer,
+            Value::Number(_) => JsonKind::Number,
+            Value::String(_) => JsonKind::String,
+            Value::Array(_) => JsonKind::Array,
+            Value::Object(_) => JsonKind::Object,
+        }
+    }
+
+    /// The kind's name, as a JSON-schema-ish word (`string`, `array`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JsonKind::Null => "null",
+            JsonKind::Bool => "boolean",
+            JsonKind::Integer => "integer",
+            JsonKind::Number => "number",
+            JsonKind::String => "string",
+            JsonKind::Array => "array",
+            JsonKind::Object => "object",
+        }
+    }
+}
+
+/// Deserializes any JSON value into its kind only: arrays and objects are walked with
+/// `IgnoredAny`, so a large `messages` is skipped without being copied.
+struct KindOnly(JsonKind);
+
+impl<'de> Deserialize<'de> for KindOnly {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = KindOnly;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_unit<E>(self) -> Result<KindOnly, E> {
+                Ok(KindOnly(JsonKind::Null))
+            }
+            fn visit_none<E>(self) -> Result<KindOnly, E> {
+                Ok(KindOnly(JsonKind::Null))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<KindOnly, E> {
+                Ok(KindOnly(JsonKind::Bool))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<KindOnly, E> {
+                Ok(KindOnly(JsonKind::Integer))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<KindOnly, E> {
+                Ok(KindOnly(JsonKind::Integer))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<KindOnly, E> {
+                Ok(KindOnly(JsonKind::Number))
+            }
+            fn visit_str<E>(self, _: &str) -> Result<KindOnly, E> {
+                Ok(KindOnly(JsonKind::String))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<KindOnly, A::Error> {
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(KindOnly(JsonKind::Array))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<KindOnly, A::Error> {
+                while map
+                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                    .is_some()
+                {}
+                Ok(KindOnly(JsonKind::Object))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// The spelling the gateway wants.
+const AUTHORIZATION: &str = "authorization";
+
+/// Header names people use for the key instead of `Authorization`.
+const OTHER_KEY_HEADERS: [&str; 5] = [
+    "x-api-key",
+    "api-key",
+    "apikey",
+    "x-assemblyai-api-key",
+    "assemblyai-api-key",
+];
+
+/// Whether `name` (lowercase) looks meant to be `Authorization` but is not: within edit
+/// distance 2 of it (`authorisation`, `authorizaton`, `autorization`), or a common API-key
+/// header name.
+pub(crate) fn is_misnamed_auth_header(name: &str) -> bool {
+    name != AUTHORIZATION
+        && (OTHER_KEY_HEADERS.contains(&name) || edit_distance(name, AUTHORIZATION) <= 2)
+}
+
+/// Levenshtein distance over bytes (the names compared are ASCII).
+pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    let mut cur = vec![0; b.len() + 1];
+    for (i, &ca) in a.iter().enumerate() {
+        cur[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != cb);
+            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    prev[b.len()]
+}
+
+fn auth_of(request: &reqwest::Request) -> AuthFacts {
+    let headers = request.headers();
+    let authorization = match headers.get(http::header::AUTHORIZATION) {
+        None => AuthHeader::Missing,
+        Some(v) => {
+            let v = String::from_utf8_lossy(v.as_bytes());
+            let v = v.trim();
+            match v.split_once(' ') {
+                _ if v.is_empty() => AuthHeader::Empty,
+                None => AuthHeader::Raw,
+                Some((scheme, _)) if scheme.eq_ignore_ascii_case("bearer") => AuthHeader::Bearer,
+                Some(_) => AuthHeader::OtherScheme,
+            }
+        }
+    };
+    let misnamed_header = headers
+        .keys()
+        .map(http::HeaderName::as_str)
+        .find(|n| is_misnamed_auth_header(n))
+        .map(str::to_owned);
+    let key_in_query = request
+        .url()
+        .query_pairs()
+        .find(|(k, v)| crate::redact::is_secret_name(k) && !v.is_empty())
+        .map(|(k, _)| k.into_owned());
+    AuthFacts {
+        authorization,
+        misnamed_header,
+        key_in_query,
     }
 }
 
@@ -221,6 +510,12 @@ struct WireRequest {
     temperature: Option<Value>,
     #[serde(default)]
     stream: Option<Value>,
+    #[serde(default)]
+    messages: Option<KindOnly>,
+    #[serde(default)]
+    prompt: Option<KindOnly>,
+    #[serde(default)]
+    post_processing_steps: Option<Value>,
 }
 
 /// Every credential-looking value on the request: the `Authorization` header (with and without
@@ -228,8 +523,17 @@ struct WireRequest {
 /// recorded; they are collected only so that an echo of them in an error body can be redacted.
 fn secrets_of(request: &reqwest::Request) -> Vec<String> {
     let mut secrets = Vec::new();
-    for name in ["authorization", "authorisation", "x-api-key", "api-key"] {
-        for value in request.headers().get_all(name) {
+    let names = request
+        .headers()
+        .keys()
+        .filter(|n| {
+            let n = n.as_str();
+            n == AUTHORIZATION || is_misnamed_auth_header(n) || crate::redact::is_secret_name(n)
+        })
+        .cloned()
+        .collect::<Vec<_>>();
+    for name in names {
+        for value in request.headers().get_all(&name) {
             let Ok(v) = value.to_str() else { continue };
             let v = v.trim();
             if let Some((_, token)) = v.split_once(' ') {

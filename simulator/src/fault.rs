@@ -76,6 +76,10 @@ pub enum Fault {
         /// Length of the message content, in bytes.
         content_bytes: usize,
     },
+    /// 500 in the documented shape after `json-repair` post-processing: the model's output
+    /// could not be repaired into valid JSON (the gateway's answer to
+    /// `"post_processing_steps":[{"type":"json-repair"}]` when repair fails).
+    JsonRepairFailed,
     /// Answer successfully, served by the first model of the request's `fallbacks` array
     /// (the top-level `model` names it). Without a usable fallback: a normal answer.
     Fallback,
@@ -91,7 +95,7 @@ impl Fault {
     /// Accepted: `429`, `429:<secs>`, `429-date:<secs>`, `<status>`, `flat:<status>`, `auth`,
     /// `html:<status>`, `empty:<status>`, `text:<status>`, `garbage:<status>`, `truncated`,
     /// `echo-key:<status>`, `slow:<ms>`, `stall:<bytes>:<ms>`, `broken-stream:<chunks>`,
-    /// `no-done`, `big:<bytes>`, `fallback`. Statuses must lie in 100..=599. Keywords are
+    /// `no-done`, `big:<bytes>`, `fallback`, `json-repair-failed`. Statuses must lie in 100..=599. Keywords are
     /// case-insensitive, surrounding whitespace is ignored; anything else gives `None`.
     ///
     /// ```
@@ -119,6 +123,7 @@ impl Fault {
             ("truncated", 0) => Fault::TruncatedJson,
             ("no-done", 0) => Fault::NoDone,
             ("fallback", 0) => Fault::Fallback,
+            ("json-repair-failed", 0) => Fault::JsonRepairFailed,
             ("429", 1) => Fault::RateLimited {
                 retry_after_s: num(0)?,
             },
@@ -173,6 +178,7 @@ impl fmt::Display for Fault {
             Fault::NoDone => f.write_str("no-done"),
             Fault::Big { content_bytes } => write!(f, "big:{content_bytes}"),
             Fault::Fallback => f.write_str("fallback"),
+            Fault::JsonRepairFailed => f.write_str("json-repair-failed"),
         }
     }
 }
@@ -215,6 +221,7 @@ mod tests {
                 },
             ),
             ("fallback", Fault::Fallback),
+            ("json-repair-failed", Fault::JsonRepairFailed),
         ];
         for (spec, want) in cases {
             assert_eq!(Fault::parse(spec), Some(want.clone()), "{spec}");

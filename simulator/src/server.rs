@@ -734,6 +734,10 @@ fn fault_response(
                 .unwrap_or_default();
             error1(*code, &format!("Invalid API key: {key}"))
         }
+        Fault::JsonRepairFailed => error1(
+            500,
+            "Post-processing failed: json-repair could not repair the model output into valid JSON",
+        ),
         Fault::Slow { .. }
         | Fault::Stall { .. }
         | Fault::TruncatedJson

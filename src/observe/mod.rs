@@ -23,6 +23,7 @@ use tracing::Span;
 use crate::classify::{classify_response, BodyEnd, ResponseVerdictInput};
 use crate::config::Config;
 use crate::ratelimit::RateLimit;
+use crate::report::ReportHandle;
 use crate::request::RequestFacts;
 use crate::telemetry::metrics::CallSummary;
 use json::{BodyFacts, JsonPicker, JsonStatus};
@@ -92,6 +93,11 @@ pub(crate) struct CallState {
     capture_limit: usize,
     body_bytes: u64,
     first_chunk: Option<Duration>,
+    /// For diagnosis: the rate-limit headers, the region's model list (404s, when allowed),
+    /// and the report the outcome goes to.
+    rate: RateLimit,
+    region_models: Option<Arc<[String]>>,
+    report: ReportHandle,
 }
 
 impl CallState {
@@ -101,8 +107,10 @@ impl CallState {
         started: Instant,
         response: &reqwest::Response,
         config: &Arc<Config>,
+        report: ReportHandle,
     ) -> CallState {
         let status = response.status().as_u16();
+        report.set_status(status);
         let rate = RateLimit::from_headers(response.headers(), std::time::SystemTime::now());
         crate::telemetry::record_response_head(&span, status, &rate);
         if !rate.is_empty() {
@@ -132,6 +140,9 @@ impl CallState {
             capture_limit: config.error_body_limit,
             body_bytes: 0,
             first_chunk: None,
+            rate,
+            region_models: None,
+            report,
         }
     }
 
@@ -206,6 +217,15 @@ impl CallState {
             end,
         });
         crate::telemetry::record_outcome(&self.span, &outcome, error_type.as_ref());
+        let diagnosis = crate::diagnose::diagnose(&crate::diagnose::DiagnosisInput::of_outcome(
+            &self.request,
+            &outcome,
+            &self.rate,
+            self.region_models.as_deref(),
+        ));
+        crate::telemetry::record_diagnosis(&self.span, diagnosis.as_ref());
+        self.report
+            .finish_response(&outcome, error_type.as_deref(), diagnosis);
         self.config.metrics.record_call(&CallSummary {
             request: &self.request,
             outcome: Some(&outcome),
@@ -220,6 +240,8 @@ impl CallState {
 /// Wraps `response`'s body in the observer. For a non-2xx answer the body is first read
 /// ahead up to the error-body limit (the span then usually ends right here).
 pub(crate) async fn observe(response: reqwest::Response, mut call: CallState) -> reqwest::Response {
+    call.region_models =
+        crate::diagnose::catalog::for_not_found(&call.config, &call.request, call.status).await;
     let url = response.url().clone();
     let (mut parts, mut body) = http::Response::<reqwest::Body>::from(response).into_parts();
     restore_url(&mut parts, url);

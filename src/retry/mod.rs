@@ -33,6 +33,7 @@ pub(crate) use pacing::Pacer;
 use crate::config::Config;
 use crate::names::*;
 use crate::ratelimit::RateLimit;
+use crate::report::{AttemptRecord, ReportHandle};
 use crate::request::RequestFacts;
 use crate::telemetry;
 
@@ -89,12 +90,19 @@ pub(crate) async fn send(
     config: &Config,
     call: &Span,
     facts: &RequestFacts,
+    report: &ReportHandle,
     mut request: reqwest::Request,
     extensions: &mut Extensions,
     next: Next<'_>,
 ) -> reqwest_middleware::Result<reqwest::Response> {
+    let sender = Sender {
+        config,
+        call,
+        facts,
+        report,
+    };
     let Some(retry) = config.retry.as_ref() else {
-        let result = attempt(config, call, facts, request, extensions, next, 0).await;
+        let result = sender.attempt(request, extensions, next, 0).await;
         return finish(call, 0, result);
     };
     let settings = &retry.settings;
@@ -123,16 +131,9 @@ pub(crate) async fn send(
             }
         }
         let spare = request.try_clone();
-        let result = attempt(
-            config,
-            call,
-            facts,
-            request,
-            extensions,
-            next.clone(),
-            i64::from(resends),
-        )
-        .await;
+        let result = sender
+            .attempt(request, extensions, next.clone(), resends)
+            .await;
         let rate = result
             .as_ref()
             .ok()
@@ -221,21 +222,33 @@ pub(crate) async fn send(
     }
 }
 
-/// One HTTP attempt under its own span.
-async fn attempt(
-    config: &Config,
-    call: &Span,
-    facts: &RequestFacts,
-    request: reqwest::Request,
-    extensions: &mut Extensions,
-    next: Next<'_>,
-    resend_count: i64,
-) -> reqwest_middleware::Result<reqwest::Response> {
-    let span = telemetry::attempt_span(call, &request, resend_count);
-    let started = std::time::Instant::now();
-    let result = next.run(request, extensions).instrument(span.clone()).await;
-    telemetry::end_attempt(&span, &result, facts, started.elapsed(), &config.metrics);
-    result
+/// What every attempt of one call shares.
+struct Sender<'a> {
+    config: &'a Config,
+    call: &'a Span,
+    facts: &'a RequestFacts,
+    report: &'a ReportHandle,
+}
+
+impl Sender<'_> {
+    /// One HTTP attempt under its own span, recorded in the call's report too.
+    async fn attempt(
+        &self,
+        request: reqwest::Request,
+        extensions: &mut Extensions,
+        next: Next<'_>,
+        resends: u32,
+    ) -> reqwest_middleware::Result<reqwest::Response> {
+        let span = telemetry::attempt_span(self.call, &request, i64::from(resends));
+        let sent_at = std::time::SystemTime::now();
+        let started = std::time::Instant::now();
+        let result = next.run(request, extensions).instrument(span.clone()).await;
+        let elapsed = started.elapsed();
+        telemetry::end_attempt(&span, &result, self.facts, elapsed, &self.config.metrics);
+        let record = AttemptRecord::of(resends, sent_at, elapsed, &result);
+        self.report.push_attempt(record);
+        result
+    }
 }
 
 fn finish(

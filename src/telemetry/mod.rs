@@ -7,11 +7,12 @@ pub mod names;
 
 use std::borrow::Cow;
 
-use opentelemetry::{Array, StringValue, Value};
+use opentelemetry::{Array, KeyValue, StringValue, Value};
 use tracing::field::Empty;
 use tracing::Span;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
+use crate::diagnose::{Diagnosis, Finding, Level};
 use crate::observe::ResponseOutcome;
 use crate::ratelimit::RateLimit;
 use crate::request::RequestFacts;
@@ -247,6 +248,70 @@ pub(crate) fn record_outcome(
         let description = o.error_message.as_deref().unwrap_or(error_type.as_ref());
         call.record(OTEL_STATUS_DESCRIPTION, bounded(description));
     }
+}
+
+/// Records what the diagnosis said: a failure's cause, fix and detail as attributes, a notice
+/// (the call worked, not as asked) as a `llm_gateway.notice` event.
+pub(crate) fn record_diagnosis(call: &Span, diagnosis: Option<&Diagnosis>) {
+    let Some(d) = diagnosis else { return };
+    if call.is_disabled() {
+        return;
+    }
+    match d.level {
+        Level::Error => {
+            call.set_attribute(LLM_GATEWAY_ERROR_CAUSE, d.cause.as_str());
+            call.set_attribute(LLM_GATEWAY_ERROR_FIX, d.fix);
+            if let Some(detail) = &d.detail {
+                call.set_attribute(LLM_GATEWAY_ERROR_DETAIL, bounded_detail(detail));
+            }
+        }
+        Level::Notice => {
+            let mut attrs = vec![
+                KeyValue::new(LLM_GATEWAY_NOTICE_CAUSE, d.cause.as_str()),
+                KeyValue::new(LLM_GATEWAY_NOTICE_FIX, d.fix),
+            ];
+            if let Some(detail) = &d.detail {
+                attrs.push(KeyValue::new(
+                    LLM_GATEWAY_NOTICE_DETAIL,
+                    bounded_detail(detail),
+                ));
+            }
+            call.add_event(LLM_GATEWAY_NOTICE_EVENT, attrs);
+        }
+    }
+}
+
+/// Records each pre-flight finding as a `llm_gateway.preflight` event on the call's span.
+pub(crate) fn record_preflight(call: &Span, findings: &[Finding]) {
+    if call.is_disabled() {
+        return;
+    }
+    for f in findings {
+        call.add_event(
+            LLM_GATEWAY_PREFLIGHT_EVENT,
+            vec![
+                KeyValue::new(LLM_GATEWAY_PREFLIGHT_CAUSE, f.cause.as_str()),
+                KeyValue::new(LLM_GATEWAY_PREFLIGHT_FIELD, f.field),
+                KeyValue::new(LLM_GATEWAY_PREFLIGHT_SEVERITY, f.severity.as_str()),
+                KeyValue::new(LLM_GATEWAY_PREFLIGHT_DETAIL, f.detail.clone()),
+                KeyValue::new(LLM_GATEWAY_PREFLIGHT_FIX, f.fix()),
+            ],
+        );
+    }
+}
+
+/// Records a call that a fail-fast pre-flight check stopped before anything was sent.
+pub(crate) fn record_preflight_rejection(call: &Span, diagnosis: &Diagnosis, message: &str) {
+    call.record(ERROR_TYPE, ERROR_TYPE_PREFLIGHT);
+    call.record(OTEL_STATUS_DESCRIPTION, bounded(message));
+    record_diagnosis(call, Some(diagnosis));
+}
+
+/// Longest detail recorded (it may echo an error message).
+const MAX_DETAIL: usize = 1024;
+
+fn bounded_detail(text: &str) -> String {
+    crate::observe::truncate_utf8(text, MAX_DETAIL).to_owned()
 }
 
 fn json_status_name(s: crate::observe::json::JsonStatus) -> &'static str {

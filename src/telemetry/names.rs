@@ -91,6 +91,39 @@ pub const LLM_GATEWAY_RESPONSE_JSON: &str = "llm_gateway.response.json";
 /// The upstream provider's status code (the body's `llm_status_code`).
 pub const LLM_GATEWAY_LLM_STATUS_CODE: &str = "llm_gateway.llm_status_code";
 
+// ---- Ours: diagnosis (see `crate::diagnose`) ------------------------------------------
+/// On a failed call: the diagnosed cause, a low-cardinality label such as `auth_missing_key`,
+/// `bad_request_messages_not_array`, `model_not_in_region`, `rate_limited` (see
+/// `diagnose::Cause::as_str`). Finer than `error.type`, which stays the status code.
+pub const LLM_GATEWAY_ERROR_CAUSE: &str = "llm_gateway.error.cause";
+/// On a failed call: the one-line fix for the cause, in the troubleshooting page's words.
+pub const LLM_GATEWAY_ERROR_FIX: &str = "llm_gateway.error.fix";
+/// On a failed call: the specifics (the gateway's message echoed, rate-limit numbers, a likely
+/// model name), redacted.
+pub const LLM_GATEWAY_ERROR_DETAIL: &str = "llm_gateway.error.detail";
+/// Span event, one per pre-flight finding (before the request is sent), with the
+/// `llm_gateway.preflight.*` attributes below.
+pub const LLM_GATEWAY_PREFLIGHT_EVENT: &str = "llm_gateway.preflight";
+/// Pre-flight event: the cause the gateway would answer with (a `llm_gateway.error.cause` value).
+pub const LLM_GATEWAY_PREFLIGHT_CAUSE: &str = "llm_gateway.preflight.cause";
+/// Pre-flight event: the field, header or URL part at fault (`model`, `messages`, `Authorization`, `url`).
+pub const LLM_GATEWAY_PREFLIGHT_FIELD: &str = "llm_gateway.preflight.field";
+/// Pre-flight event: `reject` (the gateway would refuse it) or `warning` (ignored or not the documented form).
+pub const LLM_GATEWAY_PREFLIGHT_SEVERITY: &str = "llm_gateway.preflight.severity";
+/// Pre-flight event: what was seen (names only, never a value).
+pub const LLM_GATEWAY_PREFLIGHT_DETAIL: &str = "llm_gateway.preflight.detail";
+/// Pre-flight event: the fix.
+pub const LLM_GATEWAY_PREFLIGHT_FIX: &str = "llm_gateway.preflight.fix";
+/// Span event on a call that worked but not as asked (`stream_ignored`), with the
+/// `llm_gateway.notice.*` attributes below.
+pub const LLM_GATEWAY_NOTICE_EVENT: &str = "llm_gateway.notice";
+/// Notice event: the cause label.
+pub const LLM_GATEWAY_NOTICE_CAUSE: &str = "llm_gateway.notice.cause";
+/// Notice event: the fix.
+pub const LLM_GATEWAY_NOTICE_FIX: &str = "llm_gateway.notice.fix";
+/// Notice event: the specifics.
+pub const LLM_GATEWAY_NOTICE_DETAIL: &str = "llm_gateway.notice.detail";
+
 // ---- tracing-opentelemetry's special fields ---------------------------------------------
 /// Sets the OpenTelemetry span name.
 pub const OTEL_NAME: &str = "otel.name";
@@ -120,6 +153,8 @@ pub const ERROR_TYPE_BODY_INTERRUPTED: &str = "body_interrupted";
 pub const ERROR_TYPE_MALFORMED_RESPONSE: &str = "malformed_response";
 /// `error.type` when another middleware failed.
 pub const ERROR_TYPE_MIDDLEWARE: &str = "middleware";
+/// `error.type` when a fail-fast pre-flight check stopped the request (nothing was sent).
+pub const ERROR_TYPE_PREFLIGHT: &str = "preflight";
 
 /// Name of the tracing target (and span name) of every span this crate makes.
 pub const TRACING_TARGET: &str = "llm_gateway_otel";

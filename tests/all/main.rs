@@ -3,6 +3,7 @@
 
 mod bodies;
 mod collector;
+mod diagnosis;
 mod errors;
 mod metrics;
 mod passthrough;
