@@ -1,11 +1,13 @@
-//! Export: sets up OpenTelemetry trace export from the standard `OTEL_*` environment
-//! variables and connects `tracing` to it, returning a guard that flushes on drop.
+//! Export: sets up OpenTelemetry trace and metric export from the standard `OTEL_*`
+//! environment variables and connects `tracing` to it, returning a guard that flushes on drop.
 //!
 //! | variable | effect |
 //! | --- | --- |
 //! | `OTEL_SDK_DISABLED=true` | nothing is exported |
 //! | `OTEL_TRACES_EXPORTER` | `otlp` (default), `console` (readable lines on stdout), `none` |
-//! | `OTEL_EXPORTER_OTLP_PROTOCOL`, `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL` | `grpc` (default) or `http/protobuf` |
+//! | `OTEL_METRICS_EXPORTER` | `otlp` (default), `none` (`console` exports no metrics) |
+//! | `OTEL_METRIC_EXPORT_INTERVAL` | milliseconds between metric exports (default 60000) |
+//! | `OTEL_EXPORTER_OTLP_PROTOCOL`, `…_TRACES_PROTOCOL`, `…_METRICS_PROTOCOL` | `grpc` (default) or `http/protobuf` |
 //! | `OTEL_EXPORTER_OTLP_ENDPOINT`, `…_TRACES_ENDPOINT`, `…_HEADERS`, `…_TIMEOUT` | read by `opentelemetry-otlp` |
 //! | `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES` | the resource |
 //! | `OTEL_TRACES_SAMPLER`, `OTEL_BSP_*` | read by the SDK |
@@ -18,6 +20,7 @@ use std::fmt;
 use std::time::Duration;
 
 use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::metrics::SdkMeterProvider;
 use opentelemetry_sdk::trace::{SdkTracerProvider, SpanProcessor, TracerProviderBuilder};
 use opentelemetry_sdk::Resource;
 use tracing_subscriber::layer::SubscriberExt;
@@ -48,6 +51,7 @@ impl std::error::Error for InitError {}
 #[must_use = "dropping the guard shuts the exporter down"]
 pub struct TelemetryGuard {
     provider: Option<SdkTracerProvider>,
+    meter_provider: Option<SdkMeterProvider>,
 }
 
 impl TelemetryGuard {
@@ -56,31 +60,49 @@ impl TelemetryGuard {
         self.provider.as_ref()
     }
 
-    /// Flushes every finished span now.
+    /// The meter provider, when metric export is enabled (it is also the global one).
+    pub fn meter_provider(&self) -> Option<&SdkMeterProvider> {
+        self.meter_provider.as_ref()
+    }
+
+    /// Exports every finished span and the current metrics now.
     pub fn flush(&self) {
         if let Some(p) = &self.provider {
             if let Err(e) = p.force_flush() {
                 tracing::warn!(target: crate::names::TRACING_TARGET, "span flush failed: {e}");
             }
         }
+        if let Some(p) = &self.meter_provider {
+            if let Err(e) = p.force_flush() {
+                tracing::warn!(target: crate::names::TRACING_TARGET, "metric flush failed: {e}");
+            }
+        }
     }
 
-    /// Flushes and shuts the exporter down, waiting at most `timeout`.
+    /// Flushes and shuts the exporters down, waiting at most `timeout` for each.
     pub fn shutdown(mut self, timeout: Duration) -> Result<(), InitError> {
-        match self.provider.take() {
-            Some(p) => p
-                .shutdown_with_timeout(timeout)
-                .map_err(|e| InitError(format!("shutdown: {e}"))),
-            None => Ok(()),
+        self.shutdown_all(timeout)
+    }
+
+    fn shutdown_all(&mut self, timeout: Duration) -> Result<(), InitError> {
+        let traces = self
+            .provider
+            .take()
+            .map(|p| p.shutdown_with_timeout(timeout));
+        let metrics = self
+            .meter_provider
+            .take()
+            .map(|p| p.shutdown_with_timeout(timeout));
+        for result in [traces, metrics].into_iter().flatten() {
+            result.map_err(|e| InitError(format!("shutdown: {e}")))?;
         }
+        Ok(())
     }
 }
 
 impl Drop for TelemetryGuard {
     fn drop(&mut self) {
-        if let Some(p) = self.provider.take() {
-            let _ = p.shutdown_with_timeout(SHUTDOWN_TIMEOUT);
-        }
+        let _ = self.shutdown_all(SHUTDOWN_TIMEOUT);
     }
 }
 
@@ -113,6 +135,7 @@ enum Exporter {
 /// ```
 pub struct Init {
     exporter: Result<Exporter, String>,
+    metrics_exporter: Result<Exporter, String>,
     service_name: Option<String>,
     processors: Vec<AddProcessor>,
 }
@@ -125,25 +148,32 @@ impl Init {
                 .ok()
                 .map(|v| v.trim().to_ascii_lowercase())
         };
-        let exporter = if var("OTEL_SDK_DISABLED").as_deref() == Some("true") {
-            Ok(Exporter::None)
-        } else {
-            let kind = var("OTEL_TRACES_EXPORTER").unwrap_or_else(|| "otlp".into());
-            let protocol = var("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+        let disabled = var("OTEL_SDK_DISABLED").as_deref() == Some("true");
+        let choose = |kind_var: &str, protocol_var: &str| {
+            if disabled {
+                return Ok(Exporter::None);
+            }
+            let kind = var(kind_var).unwrap_or_else(|| "otlp".into());
+            let protocol = var(protocol_var)
                 .or_else(|| var("OTEL_EXPORTER_OTLP_PROTOCOL"))
                 .unwrap_or_else(|| "grpc".into());
-            exporter_from(&kind, &protocol)
+            exporter_from(kind_var, &kind, &protocol)
         };
         Init {
-            exporter,
+            exporter: choose("OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"),
+            metrics_exporter: choose(
+                "OTEL_METRICS_EXPORTER",
+                "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL",
+            ),
             service_name: None,
             processors: Vec::new(),
         }
     }
 
-    /// Export readable lines to stdout instead of OTLP.
+    /// Export spans as readable lines to stdout instead of OTLP (and no metrics).
     pub fn console(mut self) -> Init {
         self.exporter = Ok(Exporter::Console);
+        self.metrics_exporter = Ok(Exporter::None);
         self
     }
 
@@ -160,16 +190,40 @@ impl Init {
         self
     }
 
-    /// Builds the tracer provider without installing anything.
-    pub fn build_provider(self) -> Result<SdkTracerProvider, InitError> {
-        let exporter = self.exporter.map_err(InitError)?;
+    fn resource(&self) -> Resource {
         let mut resource = Resource::builder();
         if std::env::var_os("OTEL_SERVICE_NAME").is_none() {
-            if let Some(name) = self.service_name {
-                resource = resource.with_service_name(name);
+            if let Some(name) = &self.service_name {
+                resource = resource.with_service_name(name.clone());
             }
         }
-        let mut builder = SdkTracerProvider::builder().with_resource(resource.build());
+        resource.build()
+    }
+
+    /// Builds the meter provider (`None` when metric export is off) without installing it.
+    pub fn build_meter_provider(&self) -> Result<Option<SdkMeterProvider>, InitError> {
+        let exporter = match self.metrics_exporter.clone().map_err(InitError)? {
+            Exporter::OtlpGrpc => opentelemetry_otlp::MetricExporter::builder()
+                .with_tonic()
+                .build(),
+            Exporter::OtlpHttp => opentelemetry_otlp::MetricExporter::builder()
+                .with_http()
+                .build(),
+            Exporter::Console | Exporter::None => return Ok(None),
+        }
+        .map_err(|e| InitError(format!("OTLP metric exporter: {e}")))?;
+        Ok(Some(
+            SdkMeterProvider::builder()
+                .with_resource(self.resource())
+                .with_periodic_exporter(exporter)
+                .build(),
+        ))
+    }
+
+    /// Builds the tracer provider without installing anything.
+    pub fn build_provider(self) -> Result<SdkTracerProvider, InitError> {
+        let exporter = self.exporter.clone().map_err(InitError)?;
+        let mut builder = SdkTracerProvider::builder().with_resource(self.resource());
         builder = match exporter {
             Exporter::OtlpGrpc => builder.with_batch_exporter(
                 opentelemetry_otlp::SpanExporter::builder()
@@ -192,8 +246,10 @@ impl Init {
         Ok(builder.build())
     }
 
-    /// Builds the provider and installs the global `tracing` subscriber.
+    /// Builds the providers, installs the global `tracing` subscriber and makes the meter
+    /// provider the global one (build the middleware after this, so that it finds it).
     pub fn install(self) -> Result<TelemetryGuard, InitError> {
+        let meter_provider = self.build_meter_provider()?;
         let provider = self.build_provider()?;
         let tracer = provider.tracer(crate::names::TRACING_TARGET);
         // Source locations, thread ids, targets and busy/idle times are noise on a span that
@@ -218,13 +274,17 @@ impl Init {
             .with(fmt)
             .try_init()
             .map_err(|e| InitError(format!("a global tracing subscriber is already set: {e}")))?;
+        if let Some(m) = &meter_provider {
+            opentelemetry::global::set_meter_provider(m.clone());
+        }
         Ok(TelemetryGuard {
             provider: Some(provider),
+            meter_provider,
         })
     }
 }
 
-fn exporter_from(kind: &str, protocol: &str) -> Result<Exporter, String> {
+fn exporter_from(variable: &str, kind: &str, protocol: &str) -> Result<Exporter, String> {
     let first = kind.split(',').next().unwrap_or("").trim();
     match (first, protocol) {
         ("none", _) => Ok(Exporter::None),
@@ -235,7 +295,7 @@ fn exporter_from(kind: &str, protocol: &str) -> Result<Exporter, String> {
             "OTLP protocol {other:?} is not supported (use grpc or http/protobuf)"
         )),
         (other, _) => Err(format!(
-            "OTEL_TRACES_EXPORTER={other:?} is not supported (use otlp, console or none)"
+            "{variable}={other:?} is not supported (use otlp, console or none)"
         )),
     }
 }

@@ -7,6 +7,10 @@
 
 use std::time::Duration;
 
+use opentelemetry::metrics::{Counter, Gauge, Histogram, Meter};
+use opentelemetry::KeyValue;
+
+use crate::names::*;
 use crate::observe::ResponseOutcome;
 use crate::ratelimit::RateLimit;
 use crate::request::RequestFacts;
@@ -40,24 +44,153 @@ pub struct AttemptSummary<'a> {
 }
 
 /// The instruments.
-#[derive(Debug, Clone, Default)]
-pub struct Metrics {}
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    operation_duration: Histogram<f64>,
+    token_usage: Histogram<u64>,
+    time_to_first_chunk: Histogram<f64>,
+    http_duration: Histogram<f64>,
+    retries: Counter<u64>,
+    remaining: Gauge<i64>,
+    limit: Gauge<i64>,
+    reset: Gauge<f64>,
+}
 
 impl Metrics {
     /// Instruments from `meter`.
-    pub fn new(_meter: &opentelemetry::metrics::Meter) -> Metrics {
-        Metrics {}
+    pub fn new(meter: &Meter) -> Metrics {
+        let seconds = |name: &'static str, description: &'static str| {
+            meter
+                .f64_histogram(name)
+                .with_unit("s")
+                .with_description(description)
+                .with_boundaries(DURATION_BUCKETS.to_vec())
+                .build()
+        };
+        Metrics {
+            operation_duration: seconds(
+                METRIC_OPERATION_DURATION,
+                "Duration of gateway calls, from sending the request to the end of the body",
+            ),
+            token_usage: meter
+                .u64_histogram(METRIC_TOKEN_USAGE)
+                .with_unit("{token}")
+                .with_description("Input and output tokens per gateway call")
+                .with_boundaries(TOKEN_BUCKETS.to_vec())
+                .build(),
+            time_to_first_chunk: seconds(
+                METRIC_TIME_TO_FIRST_CHUNK,
+                "Time from sending a streamed call to its first chunk",
+            ),
+            http_duration: seconds(
+                METRIC_HTTP_CLIENT_DURATION,
+                "Duration of each HTTP attempt, from sending to the response head",
+            ),
+            retries: meter
+                .u64_counter(METRIC_RETRIES)
+                .with_description("Requests re-sent to the gateway, by reason")
+                .build(),
+            remaining: meter
+                .i64_gauge(METRIC_RATE_LIMIT_REMAINING)
+                .with_description("X-RateLimit-Remaining of the latest response")
+                .build(),
+            limit: meter
+                .i64_gauge(METRIC_RATE_LIMIT_LIMIT)
+                .with_description("X-RateLimit-Limit of the latest response")
+                .build(),
+            reset: meter
+                .f64_gauge(METRIC_RATE_LIMIT_RESET)
+                .with_unit("s")
+                .with_description("Seconds until the model's rate-limit window resets")
+                .build(),
+        }
     }
 
     /// Records one finished call.
-    pub fn record_call(&self, _call: &CallSummary<'_>) {}
+    pub fn record_call(&self, call: &CallSummary<'_>) {
+        let mut attrs = model_region(call.request);
+        attrs.push(KeyValue::new(GEN_AI_OPERATION_NAME, OPERATION_CHAT));
+        attrs.push(KeyValue::new(GEN_AI_PROVIDER_NAME, PROVIDER_NAME));
+        if let Some(served) = call.outcome.and_then(|o| o.facts.model.clone()) {
+            attrs.push(KeyValue::new(GEN_AI_RESPONSE_MODEL, served));
+        }
+        if let Some(status) = call.status {
+            attrs.push(KeyValue::new(HTTP_RESPONSE_STATUS_CODE, i64::from(status)));
+        }
+        let mut with_error = attrs.clone();
+        if let Some(error_type) = call.error_type {
+            with_error.push(KeyValue::new(ERROR_TYPE, error_type.to_owned()));
+        }
+        self.operation_duration
+            .record(call.duration.as_secs_f64(), &with_error);
+        let Some(outcome) = call.outcome else {
+            return;
+        };
+        let usage = &outcome.facts.usage;
+        for (kind, count) in [
+            ("input", usage.input_tokens),
+            ("output", usage.output_tokens),
+        ] {
+            if let Some(count) = count {
+                let mut a = attrs.clone();
+                a.push(KeyValue::new(GEN_AI_TOKEN_TYPE, kind));
+                self.token_usage.record(count, &a);
+            }
+        }
+        if let Some(ttfc) = outcome.time_to_first_chunk {
+            self.time_to_first_chunk.record(ttfc.as_secs_f64(), &attrs);
+        }
+    }
 
     /// Records one HTTP attempt.
-    pub fn record_attempt(&self, _attempt: &AttemptSummary<'_>) {}
+    pub fn record_attempt(&self, attempt: &AttemptSummary<'_>) {
+        let mut attrs = model_region(attempt.request);
+        attrs.push(KeyValue::new(HTTP_REQUEST_METHOD, "POST"));
+        attrs.push(KeyValue::new(
+            SERVER_ADDRESS,
+            attempt.request.server_address.clone(),
+        ));
+        if let Some(status) = attempt.status {
+            attrs.push(KeyValue::new(HTTP_RESPONSE_STATUS_CODE, i64::from(status)));
+        }
+        if let Some(error_type) = attempt.error_type {
+            attrs.push(KeyValue::new(ERROR_TYPE, error_type.to_owned()));
+        }
+        self.http_duration
+            .record(attempt.duration.as_secs_f64(), &attrs);
+    }
 
     /// Records one retry (a re-send) and why it happened.
-    pub fn record_retry(&self, _request: &RequestFacts, _reason: &str) {}
+    pub fn record_retry(&self, request: &RequestFacts, reason: &'static str) {
+        let mut attrs = model_region(request);
+        attrs.push(KeyValue::new(LLM_GATEWAY_RETRY_REASON, reason));
+        self.retries.add(1, &attrs);
+    }
 
     /// Records the rate-limit headers of a response.
-    pub fn record_rate_limit(&self, _request: &RequestFacts, _rate: &RateLimit) {}
+    pub fn record_rate_limit(&self, request: &RequestFacts, rate: &RateLimit) {
+        let attrs = model_region(request);
+        if let Some(v) = rate.remaining {
+            self.remaining.record(v, &attrs);
+        }
+        if let Some(v) = rate.limit {
+            self.limit.record(v, &attrs);
+        }
+        if let Some(v) = rate.reset_s {
+            self.reset.record(v, &attrs);
+        }
+    }
+}
+
+/// The attributes every instrument carries: requested model (when known) and region.
+fn model_region(request: &RequestFacts) -> Vec<KeyValue> {
+    let mut attrs = Vec::with_capacity(8);
+    if let Some(model) = &request.model {
+        attrs.push(KeyValue::new(GEN_AI_REQUEST_MODEL, model.clone()));
+    }
+    attrs.push(KeyValue::new(
+        LLM_GATEWAY_REGION,
+        request.region.to_string(),
+    ));
+    attrs
 }

@@ -120,3 +120,51 @@ pub const ERROR_TYPE_MIDDLEWARE: &str = "middleware";
 
 /// Name of the tracing target (and span name) of every span this crate makes.
 pub const TRACING_TARGET: &str = "llm_gateway_otel";
+
+// ---- Metrics (OTel instrument names; Prometheus names in the comments) -------------------
+/// Histogram, s: one point per call, from sending to the end of the body
+/// [`gen_ai_client_operation_duration_seconds`].
+pub const METRIC_OPERATION_DURATION: &str = "gen_ai.client.operation.duration";
+/// Histogram, `{token}`: input and output tokens per call, by `gen_ai.token.type`
+/// [`gen_ai_client_token_usage`].
+pub const METRIC_TOKEN_USAGE: &str = "gen_ai.client.token.usage";
+/// Histogram, s: time to the first chunk of a streamed answer
+/// [`gen_ai_client_operation_time_to_first_chunk_seconds`].
+pub const METRIC_TIME_TO_FIRST_CHUNK: &str = "gen_ai.client.operation.time_to_first_chunk";
+/// Histogram, s: one point per HTTP attempt, from sending to the response head
+/// [`http_client_request_duration_seconds`].
+pub const METRIC_HTTP_CLIENT_DURATION: &str = "http.client.request.duration";
+/// Counter: re-sends, by `llm_gateway.retry.reason` [`llm_gateway_client_retries_total`].
+pub const METRIC_RETRIES: &str = "llm_gateway.client.retries";
+/// Gauge: `X-RateLimit-Remaining` of the latest response per model and region
+/// [`llm_gateway_rate_limit_remaining`].
+pub const METRIC_RATE_LIMIT_REMAINING: &str = "llm_gateway.rate_limit.remaining";
+/// Gauge: `X-RateLimit-Limit` [`llm_gateway_rate_limit_limit`].
+pub const METRIC_RATE_LIMIT_LIMIT: &str = "llm_gateway.rate_limit.limit";
+/// Gauge, s: `X-RateLimit-Reset`, time until the window resets [`llm_gateway_rate_limit_reset_seconds`].
+pub const METRIC_RATE_LIMIT_RESET: &str = "llm_gateway.rate_limit.reset";
+/// Every metric name above, for tests that check dashboards against what is emitted.
+pub const METRIC_NAMES: [&str; 8] = [
+    METRIC_OPERATION_DURATION,
+    METRIC_TOKEN_USAGE,
+    METRIC_TIME_TO_FIRST_CHUNK,
+    METRIC_HTTP_CLIENT_DURATION,
+    METRIC_RETRIES,
+    METRIC_RATE_LIMIT_REMAINING,
+    METRIC_RATE_LIMIT_LIMIT,
+    METRIC_RATE_LIMIT_RESET,
+];
+/// Metric attribute: `input` or `output`.
+pub const GEN_AI_TOKEN_TYPE: &str = "gen_ai.token.type";
+/// Metric attribute: why a request was re-sent (`retry_after`, `rate_limit_reset`, `backoff`).
+pub const LLM_GATEWAY_RETRY_REASON: &str = "llm_gateway.retry.reason";
+
+/// Duration buckets (s), the GenAI conventions' advice.
+pub const DURATION_BUCKETS: [f64; 14] = [
+    0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
+];
+/// Token-count buckets, the GenAI conventions' advice.
+pub const TOKEN_BUCKETS: [f64; 14] = [
+    1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0,
+    16777216.0, 67108864.0,
+];

@@ -3,6 +3,7 @@
 
 mod bodies;
 mod errors;
+mod metrics;
 mod passthrough;
 mod secrets;
 mod spans;

@@ -1,0 +1,201 @@
+//! Metrics: what the instruments hold after real calls, read from an in-memory exporter.
+
+use llm_gateway_otel::names::*;
+use llm_gateway_otel::{GatewayMiddleware, Region};
+use llm_gateway_simulator::{Fault, Simulator};
+use opentelemetry::metrics::MeterProvider as _;
+use opentelemetry::KeyValue;
+use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData, ResourceMetrics};
+use opentelemetry_sdk::metrics::{InMemoryMetricExporter, SdkMeterProvider};
+
+use crate::support::*;
+
+struct Point {
+    attrs: Vec<KeyValue>,
+    /// Histogram count, or the counter/gauge value.
+    count: f64,
+    /// Histogram sum, or the counter/gauge value.
+    sum: f64,
+}
+
+impl Point {
+    fn has(&self, key: &str, value: &str) -> bool {
+        self.attrs
+            .iter()
+            .any(|kv| kv.key.as_str() == key && kv.value.as_str() == value)
+    }
+}
+
+/// The latest points of metric `name`.
+fn points(exported: &[ResourceMetrics], name: &str) -> Vec<Point> {
+    let Some(metric) = exported
+        .iter()
+        .rev()
+        .flat_map(|rm| rm.scope_metrics())
+        .flat_map(|sm| sm.metrics())
+        .find(|m| m.name() == name)
+    else {
+        return Vec::new();
+    };
+    let attrs = |it: &mut dyn Iterator<Item = &KeyValue>| it.cloned().collect::<Vec<_>>();
+    match metric.data() {
+        AggregatedMetrics::F64(MetricData::Histogram(h)) => h
+            .data_points()
+            .map(|p| Point {
+                attrs: attrs(&mut p.attributes()),
+                count: p.count() as f64,
+                sum: p.sum(),
+            })
+            .collect(),
+        AggregatedMetrics::U64(MetricData::Histogram(h)) => h
+            .data_points()
+            .map(|p| Point {
+                attrs: attrs(&mut p.attributes()),
+                count: p.count() as f64,
+                sum: p.sum() as f64,
+            })
+            .collect(),
+        AggregatedMetrics::U64(MetricData::Sum(s)) => s
+            .data_points()
+            .map(|p| Point {
+                attrs: attrs(&mut p.attributes()),
+                count: p.value() as f64,
+                sum: p.value() as f64,
+            })
+            .collect(),
+        AggregatedMetrics::I64(MetricData::Gauge(g)) => g
+            .data_points()
+            .map(|p| Point {
+                attrs: attrs(&mut p.attributes()),
+                count: p.value() as f64,
+                sum: p.value() as f64,
+            })
+            .collect(),
+        AggregatedMetrics::F64(MetricData::Gauge(g)) => g
+            .data_points()
+            .map(|p| Point {
+                attrs: attrs(&mut p.attributes()),
+                count: p.value(),
+                sum: p.value(),
+            })
+            .collect(),
+        other => panic!("{name}: unexpected data {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn calls_attempts_tokens_and_rate_limits_are_measured() {
+    let exporter = InMemoryMetricExporter::default();
+    let provider = SdkMeterProvider::builder()
+        .with_periodic_exporter(exporter.clone())
+        .build();
+    let sim = Simulator::start().await.unwrap();
+    let middleware = GatewayMiddleware::builder()
+        .gateway_host(sim.addr().to_string(), Region::EU)
+        .meter(provider.meter("test"))
+        .build()
+        .unwrap();
+    let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(middleware)
+        .build();
+
+    let ok: serde_json::Value = client
+        .post(sim.chat_url())
+        .json(&chat("claude-sonnet-4-6"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    sim.inject(Fault::RateLimited { retry_after_s: 3 });
+    let limited = client
+        .post(sim.chat_url())
+        .json(&chat("claude-sonnet-4-6"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(limited.status(), 429);
+    drop(limited);
+    let mut streamed = chat("gpt-4o-mini");
+    streamed["stream"] = serde_json::json!(true);
+    client
+        .post(sim.chat_url())
+        .json(&streamed)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+
+    provider.force_flush().unwrap();
+    let exported = exporter.get_finished_metrics().unwrap();
+
+    let calls = points(&exported, METRIC_OPERATION_DURATION);
+    let claude_ok = calls
+        .iter()
+        .find(|p| {
+            p.has(GEN_AI_REQUEST_MODEL, "claude-sonnet-4-6")
+                && p.has(HTTP_RESPONSE_STATUS_CODE, "200")
+        })
+        .expect("a 200 point for claude");
+    assert_eq!(claude_ok.count, 1.0);
+    assert!(
+        claude_ok.has(LLM_GATEWAY_REGION, "eu")
+            && claude_ok.has(GEN_AI_RESPONSE_MODEL, "claude-sonnet-4-6")
+    );
+    assert!(
+        claude_ok.has(GEN_AI_PROVIDER_NAME, PROVIDER_NAME)
+            && claude_ok.has(GEN_AI_OPERATION_NAME, "chat")
+    );
+    let claude_429 = calls
+        .iter()
+        .find(|p| p.has(HTTP_RESPONSE_STATUS_CODE, "429"))
+        .expect("a 429 point");
+    assert!(claude_429.has(ERROR_TYPE, "429"));
+    assert_eq!(calls.iter().map(|p| p.count).sum::<f64>(), 3.0);
+    assert!(calls.iter().all(|p| p.sum > 0.0));
+
+    let tokens = points(&exported, METRIC_TOKEN_USAGE);
+    let input = tokens
+        .iter()
+        .find(|p| {
+            p.has(GEN_AI_REQUEST_MODEL, "claude-sonnet-4-6") && p.has(GEN_AI_TOKEN_TYPE, "input")
+        })
+        .unwrap();
+    assert_eq!(input.sum, ok["usage"]["input_tokens"].as_f64().unwrap());
+    let output = tokens
+        .iter()
+        .find(|p| {
+            p.has(GEN_AI_REQUEST_MODEL, "claude-sonnet-4-6") && p.has(GEN_AI_TOKEN_TYPE, "output")
+        })
+        .unwrap();
+    assert_eq!(output.sum, ok["usage"]["output_tokens"].as_f64().unwrap());
+
+    let ttfc = points(&exported, METRIC_TIME_TO_FIRST_CHUNK);
+    assert_eq!(ttfc.len(), 1, "streamed calls only");
+    assert!(ttfc[0].has(GEN_AI_REQUEST_MODEL, "gpt-4o-mini"));
+
+    let attempts = points(&exported, METRIC_HTTP_CLIENT_DURATION);
+    assert_eq!(attempts.iter().map(|p| p.count).sum::<f64>(), 3.0);
+    assert!(attempts
+        .iter()
+        .all(|p| p.has(HTTP_REQUEST_METHOD, "POST") && p.has(SERVER_ADDRESS, "127.0.0.1")));
+
+    let remaining = points(&exported, METRIC_RATE_LIMIT_REMAINING);
+    let claude = remaining
+        .iter()
+        .find(|p| p.has(GEN_AI_REQUEST_MODEL, "claude-sonnet-4-6"))
+        .unwrap();
+    assert_eq!(
+        claude.sum, 0.0,
+        "the latest reading, from the 429, says none left"
+    );
+    let limit = points(&exported, METRIC_RATE_LIMIT_LIMIT);
+    assert!(
+        limit.iter().all(|p| p.sum == 30.0),
+        "the simulator's default limit"
+    );
+    assert!(!points(&exported, METRIC_RATE_LIMIT_RESET).is_empty());
+}
