@@ -2,9 +2,11 @@
 //! that sends exact bytes), asserting on the spans that were exported.
 
 mod bodies;
+mod dashboards;
 mod errors;
 mod metrics;
 mod passthrough;
+mod promql;
 mod secrets;
 mod spans;
 mod streaming;
