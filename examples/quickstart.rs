@@ -6,16 +6,19 @@
 //! ```
 //!
 //! Without `ASSEMBLYAI_API_KEY` it starts the embedded gateway simulator (no key, no network)
-//! and shows a success, a stream, a 429, a 503, a model not served in the EU, and a 401.
+//! and shows a success, a stream, a 429 whose Retry-After is too long to wait for, a 503 that
+//! a retry clears, a model not served in the EU, and a 401.
 //! With `ASSEMBLYAI_API_KEY` set (and optionally `LLM_GATEWAY_REGION=eu`) it calls the real
 //! gateway instead. Spans go to OTLP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set, otherwise
 //! they are printed readably to stdout.
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use futures_util::StreamExt;
 use llm_gateway_otel::export::{rfc3339_utc, Init};
 use llm_gateway_otel::names::*;
+use llm_gateway_otel::retry::Retry;
 use llm_gateway_otel::{GatewayMiddleware, Region};
 use llm_gateway_simulator::{Fault, Region as SimRegion, Simulator};
 use opentelemetry::Value;
@@ -78,6 +81,7 @@ async fn simulated() -> Result<Plan, Error> {
     let middleware = GatewayMiddleware::builder()
         .gateway_host(us.addr().to_string(), Region::US)
         .gateway_host(eu.addr().to_string(), Region::EU)
+        .retry(Retry::default().max_wait(Duration::from_secs(5)))
         .build()?;
     let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
         .with(middleware)
@@ -139,8 +143,11 @@ fn real_gateway(key: String) -> Result<Plan, Error> {
     };
     let url = format!("https://{host}/v1/chat/completions");
     println!("Calling the real gateway at {host}\n");
+    let middleware = GatewayMiddleware::builder()
+        .retry(Retry::default().max_wait(Duration::from_secs(5)))
+        .build()?;
     let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
-        .with(GatewayMiddleware::default())
+        .with(middleware)
         .build();
     let k = Some(key);
     let mut calls = vec![
@@ -232,8 +239,8 @@ fn print_table(spans: &[SpanData]) {
         .collect();
     println!("\nWhat was recorded ({} calls):", calls.len());
     println!(
-        "{:<38} {:<18} {:<7} {:<24} {:<6} error",
-        "request_id", "model", "region", "timestamp (UTC)", "status"
+        "{:<38} {:<18} {:<7} {:<24} {:<6} {:<8} error",
+        "request_id", "model", "region", "timestamp (UTC)", "status", "attempts"
     );
     for s in calls {
         let get = |k: &str| {
@@ -245,18 +252,24 @@ fn print_table(spans: &[SpanData]) {
                     other => other.to_string(),
                 })
         };
-        let error = match (get(ERROR_TYPE), get(LLM_GATEWAY_ERROR_MESSAGE)) {
-            (Some(t), Some(m)) => format!("{t}: {}", shorten(&m, 60)),
+        let mut error = match (get(ERROR_TYPE), get(LLM_GATEWAY_ERROR_MESSAGE)) {
+            (Some(t), Some(m)) => format!("{t}: {}", shorten(&m, 50)),
             (Some(t), None) => t,
             _ => "-".into(),
         };
+        if let Some(stop) = get(LLM_GATEWAY_RETRY_STOP_REASON) {
+            error.push_str(&format!(" (not retried: {stop})"));
+        }
         println!(
-            "{:<38} {:<18} {:<7} {:<24} {:<6} {}",
+            "{:<38} {:<18} {:<7} {:<24} {:<6} {:<8} {}",
             get(LLM_GATEWAY_REQUEST_ID).unwrap_or_else(|| "-".into()),
             get(GEN_AI_REQUEST_MODEL).unwrap_or_else(|| "-".into()),
             get(LLM_GATEWAY_REGION).unwrap_or_else(|| "-".into()),
             rfc3339_utc(s.start_time),
             get(HTTP_RESPONSE_STATUS_CODE).unwrap_or_else(|| "-".into()),
+            get(HTTP_REQUEST_RESEND_COUNT)
+                .and_then(|n| n.parse::<u32>().ok())
+                .map_or("-".into(), |n| (n + 1).to_string()),
             error,
         );
     }

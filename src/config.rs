@@ -5,6 +5,7 @@ use std::fmt;
 
 use crate::region::Region;
 use crate::request::{GatewayMatcher, RegionMap, RequestMatcher};
+use crate::retry::{Retry, RetryState};
 use crate::telemetry::metrics::Metrics;
 use crate::GatewayMiddleware;
 
@@ -19,6 +20,7 @@ pub(crate) struct Config {
     pub(crate) regions: RegionMap,
     pub(crate) error_body_limit: usize,
     pub(crate) metrics: Metrics,
+    pub(crate) retry: Option<RetryState>,
 }
 
 impl Default for Config {
@@ -28,6 +30,7 @@ impl Default for Config {
             regions: RegionMap::default(),
             error_body_limit: DEFAULT_ERROR_BODY_LIMIT,
             metrics: Metrics::new(&default_meter()),
+            retry: None,
         }
     }
 }
@@ -74,6 +77,7 @@ pub struct GatewayMiddlewareBuilder {
     regions: RegionMap,
     error_body_limit: Option<usize>,
     meter: Option<opentelemetry::metrics::Meter>,
+    retry: Option<Retry>,
 }
 
 impl GatewayMiddlewareBuilder {
@@ -121,6 +125,13 @@ impl GatewayMiddlewareBuilder {
         self
     }
 
+    /// Retry 429s, 5xx, timeouts and connect errors with backoff, honouring the server's
+    /// hints, and fall back to other models (off unless set; see [`Retry`]).
+    pub fn retry(mut self, retry: Retry) -> Self {
+        self.retry = Some(retry);
+        self
+    }
+
     /// Checks the configuration and builds the middleware.
     pub fn build(self) -> Result<GatewayMiddleware, ConfigError> {
         let error_body_limit = self.error_body_limit.unwrap_or(DEFAULT_ERROR_BODY_LIMIT);
@@ -129,11 +140,15 @@ impl GatewayMiddlewareBuilder {
                 "error_body_limit {error_body_limit} is over the maximum {MAX_ERROR_BODY_LIMIT}"
             )));
         }
+        if let Some(retry) = &self.retry {
+            retry.validate()?;
+        }
         Ok(GatewayMiddleware::from_config(Config {
             matcher: self.matcher.unwrap_or_else(|| Box::new(self.hosts)),
             regions: self.regions,
             error_body_limit,
             metrics: Metrics::new(&self.meter.unwrap_or_else(default_meter)),
+            retry: self.retry.map(RetryState::new),
         }))
     }
 }

@@ -34,6 +34,7 @@ pub mod ratelimit;
 pub mod redact;
 pub mod region;
 pub mod request;
+pub mod retry;
 pub mod telemetry;
 
 use std::sync::Arc;
@@ -41,7 +42,6 @@ use std::time::Instant;
 
 use http::Extensions;
 use reqwest_middleware::{Middleware, Next};
-use tracing::Instrument;
 
 pub use config::{ConfigError, GatewayMiddlewareBuilder, DEFAULT_ERROR_BODY_LIMIT};
 pub use export::{init, TelemetryGuard};
@@ -99,28 +99,20 @@ impl Middleware for GatewayMiddleware {
         }
         let facts = Facts::read(&req, &self.config.regions);
         let call = telemetry::call_span(&facts);
-        let attempt = telemetry::attempt_span(&call, &req, 0);
         let started = Instant::now();
-        let result = next.run(req, extensions).instrument(attempt.clone()).await;
-        telemetry::end_attempt(
-            &attempt,
-            &result,
-            &facts,
-            started.elapsed(),
-            &self.config.metrics,
-        );
-        drop(attempt);
+        let result = retry::send(&self.config, &call, &facts, req, extensions, next).await;
         match result {
             Ok(response) => {
                 let state = observe::CallState::new(call, facts, started, &response, &self.config);
                 Ok(observe::observe(response, state).await)
             }
             Err(err) => {
+                let elapsed = started.elapsed();
                 telemetry::record_transport_failure(
                     &call,
                     &err,
                     &facts,
-                    started.elapsed(),
+                    elapsed,
                     &self.config.metrics,
                 );
                 Err(err)

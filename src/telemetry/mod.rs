@@ -63,7 +63,6 @@ pub(crate) fn call_span(facts: &RequestFacts) -> Span {
     if facts.described {
         span.set_attribute(GEN_AI_REQUEST_STREAM, facts.stream);
     }
-    span.set_attribute(HTTP_REQUEST_RESEND_COUNT, 0_i64);
     span
 }
 

@@ -168,3 +168,19 @@ pub const TOKEN_BUCKETS: [f64; 14] = [
     1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0,
     16777216.0, 67108864.0,
 ];
+
+// ---- Retry -----------------------------------------------------------------------------
+/// Span event on the call's span before each wait.
+pub const EVENT_RETRY_WAIT: &str = "llm_gateway.retry.wait";
+/// Span event on the call's span when it moves to a fallback model.
+pub const EVENT_FALLBACK: &str = "llm_gateway.fallback";
+/// Event attribute: the wait, in seconds.
+pub const LLM_GATEWAY_RETRY_DELAY_S: &str = "llm_gateway.retry.delay_s";
+/// Event attribute: the model a fallback moves to.
+pub const LLM_GATEWAY_FALLBACK_MODEL: &str = "llm_gateway.fallback.model";
+/// Why retries stopped although the last outcome was retryable: `max_attempts`, `deadline`,
+/// `budget`, `hint_exceeds_max_wait`, `body_not_clonable`.
+pub const LLM_GATEWAY_RETRY_STOP_REASON: &str = "llm_gateway.retry.stop_reason";
+/// `true` when client retries are on and the gateway will also retry by itself
+/// (`fallback_config.retry` true or absent).
+pub const LLM_GATEWAY_RETRY_GATEWAY_RETRY: &str = "llm_gateway.retry.gateway_retry";

@@ -7,6 +7,7 @@ mod errors;
 mod metrics;
 mod passthrough;
 mod promql;
+mod retry;
 mod secrets;
 mod spans;
 mod streaming;
