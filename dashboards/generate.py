@@ -225,7 +225,8 @@ def dashboard():
 
     L.row("Retries and quota")
     L.add(timeseries("Retries by reason per model",
-                     "Re-sends per second: retry_after (Retry-After), rate_limit_reset (X-RateLimit-Reset), backoff (5xx, transport).",
+                     "Re-sends per second: retry_after (Retry-After), rate_limit_reset (X-RateLimit-Reset), "
+                     "backoff (5xx, transport, or a hint shorter than the backoff), pacing, fallback (to another model).",
                      "reqps", (sum_rate(RETRIES, f"{MODEL}, {REASON}"), "{{" + MODEL + "}} · {{" + REASON + "}}"),
                      stack=True), 8, 8)
     L.add(timeseries("Retry amplification (attempts ÷ calls) per model",

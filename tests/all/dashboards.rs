@@ -6,8 +6,10 @@
 //! The e2e test (`e2e.rs`) then runs the same queries against a real Prometheus.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
 use llm_gateway_otel::names::*;
+use llm_gateway_otel::retry::Retry;
 use llm_gateway_otel::{GatewayMiddleware, Region};
 use llm_gateway_simulator::{Fault, Simulator};
 use opentelemetry::metrics::MeterProvider as _;
@@ -61,6 +63,11 @@ pub async fn emitted_families() -> BTreeMap<String, Family> {
     let middleware = GatewayMiddleware::builder()
         .gateway_host(sim.addr().to_string(), Region::US)
         .meter(provider.meter("dashboards-test"))
+        .retry(
+            Retry::default()
+                .backoff(Duration::from_millis(1), Duration::from_millis(5))
+                .no_budget(),
+        )
         .build()
         .unwrap();
     let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
@@ -85,7 +92,7 @@ pub async fn emitted_families() -> BTreeMap<String, Family> {
     let mut fallback = chat("claude-sonnet-4-6");
     fallback["fallbacks"] = serde_json::json!([{"model": "claude-haiku-4-5"}]);
     send(fallback, Some("fallback")).await;
-    // A 429 answered once (queued fault): a client retry, where the crate retries.
+    // A 429 answered once (queued fault): retried once.
     sim.inject_for_model("gpt-4o", Fault::RateLimited { retry_after_s: 0 });
     send(chat("gpt-4o"), None).await;
 
