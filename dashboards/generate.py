@@ -229,11 +229,11 @@ def dashboard():
                      "backoff (5xx, transport, or a hint shorter than the backoff), pacing, fallback (to another model).",
                      "reqps", (sum_rate(RETRIES, f"{MODEL}, {REASON}"), "{{" + MODEL + "}} · {{" + REASON + "}}"),
                      stack=True), 8, 8)
-    L.add(timeseries("Retry amplification (attempts ÷ calls) per model",
+    L.add(timeseries("Retry amplification (attempts ÷ calls) per model and region",
                      "HTTP attempts per logical call. 1 = no retries. The gateway itself retries once with "
                      "fallback_config.retry; a client retry on top multiplies the load.",
-                     "short", (f"{sum_rate(ATTEMPTS + '_count', MODEL)} / {sum_rate(CALLS + '_count', MODEL)}",
-                               "{{" + MODEL + "}}")), 8, 8)
+                     "short", (f"{sum_rate(ATTEMPTS + '_count', BY_MR)} / {sum_rate(CALLS + '_count', BY_MR)}",
+                               MR)), 8, 8)
     L.add(timeseries("Quota headroom (remaining ÷ limit) per model and region",
                      "X-RateLimit-Remaining ÷ X-RateLimit-Limit of the latest answer. Near 0: the next calls get 429.",
                      "percentunit", (f"min by ({BY_MR}) ({sel(RL_REMAINING)} / {sel(RL_LIMIT)})", MR), max_=1), 8, 8)

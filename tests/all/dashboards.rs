@@ -237,7 +237,10 @@ async fn every_metric_and_label_the_dashboard_and_alerts_query_is_emitted() {
                     .values()
                     .flat_map(|f| f.labels.iter().map(String::as_str))
                     .collect();
-                assert!(all.contains(l.as_str()), "{what}: no metric has label {l:?}");
+                assert!(
+                    all.contains(l.as_str()),
+                    "{what}: no metric has label {l:?}"
+                );
             } else {
                 assert!(
                     labels_in_scope.contains(l.as_str()),

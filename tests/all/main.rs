@@ -3,6 +3,7 @@
 
 mod bodies;
 mod dashboards;
+mod e2e;
 mod errors;
 mod metrics;
 mod passthrough;

@@ -25,10 +25,33 @@ pub struct Refs {
 }
 
 const KEYWORDS: &[&str] = &[
-    "and", "or", "unless", "bool", "offset", "by", "without", "on", "ignoring", "group_left",
-    "group_right", "inf", "nan", // aggregations may put `by (...)` before their `(`:
-    "sum", "min", "max", "avg", "count", "group", "stddev", "stdvar", "topk", "bottomk",
-    "quantile", "count_values", "limitk", "limit_ratio",
+    "and",
+    "or",
+    "unless",
+    "bool",
+    "offset",
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "inf",
+    "nan", // aggregations may put `by (...)` before their `(`:
+    "sum",
+    "min",
+    "max",
+    "avg",
+    "count",
+    "group",
+    "stddev",
+    "stdvar",
+    "topk",
+    "bottomk",
+    "quantile",
+    "count_values",
+    "limitk",
+    "limit_ratio",
 ];
 const LABEL_LISTS: &[&str] = &[
     "by",
@@ -133,7 +156,8 @@ pub fn refs(expr: &str) -> Refs {
                 .iter()
                 .position(|&b| b == b'\n')
                 .map_or(s.len(), |p| i + p);
-        } else if c.is_ascii_digit() || (c == b'.' && s.get(i + 1).is_some_and(u8::is_ascii_digit)) {
+        } else if c.is_ascii_digit() || (c == b'.' && s.get(i + 1).is_some_and(u8::is_ascii_digit))
+        {
             while i < s.len() && (s[i].is_ascii_alphanumeric() || s[i] == b'.') {
                 i += 1;
             }
@@ -344,9 +368,18 @@ fn reads_selectors_groupings_and_rewrites() {
     assert_eq!(r.selectors[0].labels, ["x", "y"]);
     assert_eq!(r.grouping, ["a", "b", "a"]);
     let rewritten = with_matcher(e, "run", "7");
-    assert!(rewritten.contains(r#"m_total{run="7", x=~"$model""#), "{rewritten}");
-    assert!(rewritten.contains(r#"on (a) c{run="7"} unless"#), "{rewritten}");
-    assert!(rewritten.contains(r#"label_replace(d{run="7"}, "l""#), "{rewritten}");
+    assert!(
+        rewritten.contains(r#"m_total{run="7", x=~"$model""#),
+        "{rewritten}"
+    );
+    assert!(
+        rewritten.contains(r#"on (a) c{run="7"} unless"#),
+        "{rewritten}"
+    );
+    assert!(
+        rewritten.contains(r#"label_replace(d{run="7"}, "l""#),
+        "{rewritten}"
+    );
     assert_eq!(refs(&rewritten).selectors.len(), 3);
     assert_eq!(
         split_threshold("a / b\n  > 0.1"),
