@@ -318,6 +318,17 @@ cmd_validate_dashboards() {
 EOF
     (cd "$check" && NODE_PATH="$d/node_modules" "$d/node_modules/.bin/tsc" -p tsconfig.json) ||
         die "dashboard JSON does not match @grafana/schema@$GRAFANA_SCHEMA_VERSION's Dashboard type"
+    # A check that cannot fail proves nothing: the same setup must reject a dashboard with an
+    # unknown key and a wrong variable type (it would not if the types resolved to `any`).
+    mkdir -p "$check/canary"
+    sed 's#"include": \["\*.ts"\]#"include": ["canary.ts"]#' "$check/tsconfig.json" >"$check/canary/tsconfig.json"
+    cat >"$check/canary/canary.ts" <<'CANARY'
+import type { Dashboard } from '@grafana/schema';
+export const dashboard: Dashboard = { "schemaVersion": 42, "panelz": [], "templating": { "list": [{ "name": "m", "type": "querry" }] } };
+CANARY
+    if (cd "$check/canary" && "$d/node_modules/.bin/tsc" -p tsconfig.json >/dev/null 2>&1); then
+        die "the schema check accepted a broken dashboard: it checks nothing"
+    fi
     log "$n dashboard(s) match @grafana/schema@$GRAFANA_SCHEMA_VERSION (tsc $TYPESCRIPT_VERSION)"
 }
 
