@@ -100,7 +100,9 @@ impl Middleware for GatewayMiddleware {
         let facts = Facts::read(&req, &self.config.regions);
         let call = telemetry::call_span(&facts);
         let started = Instant::now();
+        let cancelled = telemetry::CancelGuard::new(&call);
         let result = retry::send(&self.config, &call, &facts, req, extensions, next).await;
+        cancelled.disarm();
         match result {
             Ok(response) => {
                 let state = observe::CallState::new(call, facts, started, &response, &self.config);

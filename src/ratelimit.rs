@@ -90,3 +90,55 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     let at = httpdate::parse_http_date(value).ok()?;
     Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn any_header_values_parse_without_panic(
+            limit in "[ -~]{0,20}",
+            remaining in "[ -~]{0,20}",
+            reset in "[ -~]{0,20}",
+            retry_after in "[ -~]{0,40}",
+        ) {
+            let mut h = HeaderMap::new();
+            for (name, v) in [("x-ratelimit-limit", &limit), ("x-ratelimit-remaining", &remaining),
+                ("x-ratelimit-reset", &reset), ("retry-after", &retry_after)] {
+                if let Ok(v) = v.parse() {
+                    h.insert(name, v);
+                }
+            }
+            let _ = RateLimit::from_headers(&h, SystemTime::now());
+        }
+
+        #[test]
+        fn whole_seconds_are_exact(secs in 0u32..1_000_000) {
+            prop_assert_eq!(
+                parse_retry_after(&secs.to_string(), SystemTime::now()),
+                Some(Duration::from_secs(u64::from(secs)))
+            );
+        }
+
+        #[test]
+        fn an_http_date_round_trips(secs in 0u64..100_000) {
+            let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+            let date = httpdate::fmt_http_date(now + Duration::from_secs(secs));
+            prop_assert_eq!(parse_retry_after(&date, now), Some(Duration::from_secs(secs)));
+        }
+    }
+
+    #[test]
+    fn a_date_in_the_past_means_now_and_junk_means_nothing() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        assert_eq!(
+            parse_retry_after("Thu, 01 Jan 1970 00:00:00 GMT", now),
+            Some(Duration::ZERO)
+        );
+        for junk in ["", "-1", "NaN", "inf", "soon", "1e999"] {
+            assert_eq!(parse_retry_after(junk, now), None, "{junk}");
+        }
+    }
+}

@@ -148,3 +148,47 @@ pub fn redact_url(url: &reqwest::Url) -> String {
     }
     clean.to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn never_panics_and_is_idempotent(text in any::<String>(), secret in "[a-z]{6,12}") {
+            let once = redact(&text, std::slice::from_ref(&secret)).into_owned();
+            let twice = redact(&once, &[secret]).into_owned();
+            prop_assert_eq!(once, twice);
+        }
+
+        #[test]
+        fn a_key_anywhere_is_removed(
+            before in "[ -~]{0,40}",
+            after in "[ -~]{0,40}",
+            key in "[0-9a-f]{32}",
+        ) {
+            // A key-like neighbour may merge with the key into one token; either way the key's
+            // characters must not survive as a whole.
+            let text = format!("{before} {key} {after}");
+            let clean = redact(&text, &[]);
+            prop_assert!(!clean.contains(&key), "{}", clean);
+        }
+
+        #[test]
+        fn known_secrets_are_removed_whatever_they_look_like(
+            text in "[ -~]{0,60}",
+            secret in "[!-~]{6,20}",
+        ) {
+            let with = format!("{text}{secret}{text}");
+            prop_assert!(!redact(&with, std::slice::from_ref(&secret)).contains(&secret));
+        }
+    }
+
+    #[test]
+    fn uuids_and_ordinary_words_are_kept() {
+        let text =
+            "request 5d6c0e2a-8f1b-4c3d-9e7f-0a1b2c3d4e5f failed for model claude-sonnet-4-6";
+        assert_eq!(redact(text, &[]), text);
+    }
+}

@@ -20,6 +20,7 @@ use std::fmt;
 use std::time::Duration;
 
 use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::{MetricExporter, SpanExporter, WithExportConfig};
 use opentelemetry_sdk::metrics::SdkMeterProvider;
 use opentelemetry_sdk::trace::{SdkTracerProvider, SpanProcessor, TracerProviderBuilder};
 use opentelemetry_sdk::Resource;
@@ -55,6 +56,18 @@ pub struct TelemetryGuard {
 }
 
 impl TelemetryGuard {
+    /// A guard over providers you built yourself (say, with [`Init::build_provider`] and
+    /// [`Init::build_meter_provider`] for your own subscriber).
+    pub fn new(
+        tracer_provider: Option<SdkTracerProvider>,
+        meter_provider: Option<SdkMeterProvider>,
+    ) -> TelemetryGuard {
+        TelemetryGuard {
+            provider: tracer_provider,
+            meter_provider,
+        }
+    }
+
     /// The tracer provider, when export is enabled.
     pub fn tracer_provider(&self) -> Option<&SdkTracerProvider> {
         self.provider.as_ref()
@@ -85,18 +98,48 @@ impl TelemetryGuard {
     }
 
     fn shutdown_all(&mut self, timeout: Duration) -> Result<(), InitError> {
-        let traces = self
-            .provider
-            .take()
-            .map(|p| p.shutdown_with_timeout(timeout));
-        let metrics = self
-            .meter_provider
-            .take()
-            .map(|p| p.shutdown_with_timeout(timeout));
-        for result in [traces, metrics].into_iter().flatten() {
-            result.map_err(|e| InitError(format!("shutdown: {e}")))?;
+        // The SDK's periodic metric reader ignores the timeout it is given (it waits 5 s), and
+        // an exporter stuck on a dead collector can hold a shutdown longer still: each
+        // shutdown runs on its own thread and is abandoned at `timeout`.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let mut pending = 0;
+        if let Some(p) = self.provider.take() {
+            pending += 1;
+            let tx = tx.clone();
+            spawn_shutdown(move || {
+                let _ = tx.send(p.shutdown_with_timeout(timeout));
+            });
+        }
+        if let Some(p) = self.meter_provider.take() {
+            pending += 1;
+            spawn_shutdown(move || {
+                let _ = tx.send(p.shutdown_with_timeout(timeout));
+            });
+        }
+        let deadline = std::time::Instant::now() + timeout;
+        for _ in 0..pending {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(InitError(format!("shutdown: {e}"))),
+                Err(_) => {
+                    return Err(InitError(format!(
+                        "shutdown did not finish within {timeout:?}; unsent telemetry was dropped"
+                    )))
+                }
+            }
         }
         Ok(())
+    }
+}
+
+/// Runs `f` on a detached thread (a shutdown that may outlive its deadline).
+fn spawn_shutdown(f: impl FnOnce() + Send + 'static) {
+    if let Err(e) = std::thread::Builder::new()
+        .name("otel-shutdown".into())
+        .spawn(f)
+    {
+        tracing::warn!(target: crate::names::TRACING_TARGET, "could not start the shutdown thread: {e}");
     }
 }
 
@@ -137,6 +180,8 @@ pub struct Init {
     exporter: Result<Exporter, String>,
     metrics_exporter: Result<Exporter, String>,
     service_name: Option<String>,
+    endpoint: Option<String>,
+    timeout: Option<Duration>,
     processors: Vec<AddProcessor>,
 }
 
@@ -166,6 +211,8 @@ impl Init {
                 "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL",
             ),
             service_name: None,
+            endpoint: None,
+            timeout: None,
             processors: Vec::new(),
         }
     }
@@ -181,6 +228,34 @@ impl Init {
     pub fn service_name(mut self, name: impl Into<String>) -> Init {
         self.service_name = Some(name.into());
         self
+    }
+
+    /// The OTLP endpoint (`http://host:4317` for gRPC; the base URL for HTTP, to which
+    /// `/v1/traces` and `/v1/metrics` are added), instead of `OTEL_EXPORTER_OTLP_ENDPOINT`.
+    pub fn otlp_endpoint(mut self, endpoint: impl Into<String>) -> Init {
+        self.endpoint = Some(endpoint.into());
+        self
+    }
+
+    /// How long one OTLP export may take before it is abandoned, instead of
+    /// `OTEL_EXPORTER_OTLP_TIMEOUT` (default 10 s). Exports run off the request path: a slow
+    /// or dead collector costs dropped telemetry, never a failed or slower gateway call.
+    pub fn otlp_timeout(mut self, timeout: Duration) -> Init {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Applies the endpoint and timeout set in code to an exporter builder.
+    fn configure<B: WithExportConfig>(&self, builder: B, signal_path: &str) -> B {
+        let builder = match &self.endpoint {
+            Some(e) if signal_path.is_empty() => builder.with_endpoint(e.clone()),
+            Some(e) => builder.with_endpoint(format!("{}{signal_path}", e.trim_end_matches('/'))),
+            None => builder,
+        };
+        match self.timeout {
+            Some(t) => builder.with_timeout(t),
+            None => builder,
+        }
     }
 
     /// Adds a span processor beside the exporter (say, one that collects spans for a report).
@@ -203,11 +278,11 @@ impl Init {
     /// Builds the meter provider (`None` when metric export is off) without installing it.
     pub fn build_meter_provider(&self) -> Result<Option<SdkMeterProvider>, InitError> {
         let exporter = match self.metrics_exporter.clone().map_err(InitError)? {
-            Exporter::OtlpGrpc => opentelemetry_otlp::MetricExporter::builder()
-                .with_tonic()
+            Exporter::OtlpGrpc => self
+                .configure(MetricExporter::builder().with_tonic(), "")
                 .build(),
-            Exporter::OtlpHttp => opentelemetry_otlp::MetricExporter::builder()
-                .with_http()
+            Exporter::OtlpHttp => self
+                .configure(MetricExporter::builder().with_http(), "/v1/metrics")
                 .build(),
             Exporter::Console | Exporter::None => return Ok(None),
         }
@@ -226,14 +301,12 @@ impl Init {
         let mut builder = SdkTracerProvider::builder().with_resource(self.resource());
         builder = match exporter {
             Exporter::OtlpGrpc => builder.with_batch_exporter(
-                opentelemetry_otlp::SpanExporter::builder()
-                    .with_tonic()
+                self.configure(SpanExporter::builder().with_tonic(), "")
                     .build()
                     .map_err(|e| InitError(format!("OTLP gRPC exporter: {e}")))?,
             ),
             Exporter::OtlpHttp => builder.with_batch_exporter(
-                opentelemetry_otlp::SpanExporter::builder()
-                    .with_http()
+                self.configure(SpanExporter::builder().with_http(), "/v1/traces")
                     .build()
                     .map_err(|e| InitError(format!("OTLP HTTP exporter: {e}")))?,
             ),

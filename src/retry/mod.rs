@@ -188,8 +188,9 @@ pub(crate) async fn send(
         match decision {
             Decision::Wait(wait, reason) => {
                 wait_event(call, reason, wait, resends);
-                config.metrics.record_retry(facts, reason.as_str());
                 tokio::time::sleep(wait).await;
+                // Counted once the re-send is certain: a call dropped while waiting is not a retry.
+                config.metrics.record_retry(facts, reason.as_str());
                 retries_on_model += 1;
             }
             Decision::Fallback(to) => {

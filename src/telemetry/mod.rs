@@ -136,6 +136,28 @@ pub(crate) fn record_transport_failure(
     });
 }
 
+/// Marks the call's span cancelled when the call's future is dropped before it has a
+/// response (say, while waiting to retry). Disarmed once the response or error is in hand.
+pub(crate) struct CancelGuard(Option<Span>);
+
+impl CancelGuard {
+    pub(crate) fn new(call: &Span) -> CancelGuard {
+        CancelGuard(Some(call.clone()))
+    }
+
+    pub(crate) fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for CancelGuard {
+    fn drop(&mut self) {
+        if let Some(call) = self.0.take() {
+            call.set_attribute(LLM_GATEWAY_CANCELLED, true);
+        }
+    }
+}
+
 /// Records what the response head said, as soon as it arrives.
 pub(crate) fn record_response_head(call: &Span, status: u16, rate: &RateLimit) {
     call.record(HTTP_RESPONSE_STATUS_CODE, i64::from(status));
@@ -208,6 +230,9 @@ pub(crate) fn record_outcome(
     }
     call.set_attribute(LLM_GATEWAY_RESPONSE_BODY_SIZE, saturating_i64(o.body_bytes));
     call.set_attribute(LLM_GATEWAY_RESPONSE_READ_TO_END, o.read_to_end());
+    if !o.read_to_end() {
+        call.set_attribute(LLM_GATEWAY_CANCELLED, true);
+    }
     if let Some(body) = &o.error_body {
         call.set_attribute(LLM_GATEWAY_ERROR_BODY, body.clone());
     }

@@ -83,6 +83,9 @@ pub const LLM_GATEWAY_STREAM_DONE: &str = "llm_gateway.response.stream_done";
 pub const LLM_GATEWAY_RESPONSE_BODY_SIZE: &str = "llm_gateway.response.body_size";
 /// `false` when the user dropped the body before its end.
 pub const LLM_GATEWAY_RESPONSE_READ_TO_END: &str = "llm_gateway.response.read_to_end";
+/// `true` when the user gave up on the call: its future was dropped before the response, or
+/// its body was dropped before the end. Not an error of the call.
+pub const LLM_GATEWAY_CANCELLED: &str = "llm_gateway.cancelled";
 /// How the JSON body parsed: `complete`, `truncated` or `malformed`.
 pub const LLM_GATEWAY_RESPONSE_JSON: &str = "llm_gateway.response.json";
 /// The upstream provider's status code (the body's `llm_status_code`).

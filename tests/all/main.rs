@@ -2,6 +2,7 @@
 //! that sends exact bytes), asserting on the spans that were exported.
 
 mod bodies;
+mod collector;
 mod dashboards;
 mod e2e;
 mod errors;

@@ -591,3 +591,24 @@ fn bad_retry_settings_are_build_errors() {
         .build();
     assert!(inverted.is_err());
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_call_dropped_while_waiting_to_retry_ends_its_span_as_cancelled() {
+    let capture = Capture::start();
+    let sim = Simulator::start().await.unwrap();
+    let client = retrying(&sim, Region::US, Retry::default());
+    sim.inject(Fault::RateLimited { retry_after_s: 7 });
+    let call = client.post(sim.chat_url()).json(&chat("gpt-4o")).send();
+    let gave_up = tokio::time::timeout(Duration::from_secs(1), call).await;
+    assert!(gave_up.is_err(), "the caller gave up during the 7 s wait");
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    assert_eq!(
+        sim.request_count(),
+        1,
+        "nothing was sent after the caller left"
+    );
+    let span = capture.call();
+    assert_eq!(attr_bool(&span, LLM_GATEWAY_CANCELLED), Some(true));
+    assert_eq!(waits(&span).len(), 1, "the wait had started");
+    assert_eq!(capture.attempts_of(&span).len(), 1);
+}

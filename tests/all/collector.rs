@@ -1,0 +1,130 @@
+//! A dead, black-holing or restarting OTLP collector never fails or stalls a gateway call,
+//! and shutting the exporter down stays within its timeout.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use llm_gateway_otel::export::{Init, TelemetryGuard};
+use llm_gateway_otel::{GatewayMiddleware, Region};
+use llm_gateway_simulator::Simulator;
+use opentelemetry::trace::TracerProvider as _;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tracing_subscriber::layer::SubscriberExt;
+
+use crate::support::chat;
+
+/// Accepts connections and never answers; aborting the task closes everything.
+async fn blackhole(addr: Option<SocketAddr>) -> (SocketAddr, JoinHandle<()>) {
+    let listener = TcpListener::bind(addr.unwrap_or_else(|| "127.0.0.1:0".parse().unwrap()))
+        .await
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    (addr, task)
+}
+
+/// Sends `calls` gateway calls, 32 at a time, through a middleware whose spans and metrics
+/// are exported to `endpoint`; `during` runs alongside. Returns how many calls succeeded
+/// and how long the exporters took to shut down.
+async fn calls_with_collector_at(
+    endpoint: String,
+    calls: usize,
+    during: impl std::future::Future<Output = ()>,
+) -> (usize, Duration) {
+    let init = Init::from_env()
+        .otlp_endpoint(endpoint)
+        .otlp_timeout(Duration::from_millis(300));
+    let meters = init.build_meter_provider().unwrap().expect("OTLP metrics");
+    let traces = init.build_provider().unwrap();
+    let subscriber = tracing_subscriber::registry()
+        .with(tracing_opentelemetry::layer().with_tracer(traces.tracer("test")));
+    let _default = tracing::subscriber::set_default(subscriber);
+
+    let sim = Simulator::builder()
+        .rate_limit_per_minute(u32::MAX)
+        .start()
+        .await
+        .unwrap();
+    let middleware = GatewayMiddleware::builder()
+        .gateway_host(sim.addr().to_string(), Region::US)
+        .meter(opentelemetry::metrics::MeterProvider::meter(
+            &meters, "test",
+        ))
+        .build()
+        .unwrap();
+    let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(middleware)
+        .build();
+    let send = futures_util::stream::iter(0..calls)
+        .map(|_| {
+            let client = client.clone();
+            let url = sim.chat_url();
+            async move {
+                let response = client.post(url).json(&chat("gpt-4o")).send().await.ok()?;
+                (response.status() == 200).then_some(())?;
+                response.bytes().await.ok().map(|_| ())
+            }
+        })
+        .buffer_unordered(32)
+        .filter_map(|ok| async move { ok })
+        .count();
+    let (succeeded, ()) = tokio::join!(send, during);
+
+    let guard = TelemetryGuard::new(Some(traces), Some(meters));
+    let started = Instant::now();
+    // Whether it flushed is up to the collector; that it returns in time is up to us.
+    let _ = guard.shutdown(Duration::from_secs(2));
+    (succeeded, started.elapsed())
+}
+
+#[tokio::test]
+async fn a_refusing_collector_costs_no_call() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let (ok, shutdown) = calls_with_collector_at(format!("http://{port}"), 2000, async {}).await;
+    assert_eq!(ok, 2000);
+    assert!(
+        shutdown < Duration::from_millis(2500),
+        "shutdown took {shutdown:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_black_hole_collector_costs_no_call() {
+    let (addr, _hole) = blackhole(None).await;
+    let (ok, shutdown) = calls_with_collector_at(format!("http://{addr}"), 2000, async {}).await;
+    assert_eq!(ok, 2000);
+    assert!(
+        shutdown < Duration::from_millis(2500),
+        "shutdown took {shutdown:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_collector_restarting_mid_run_costs_no_call() {
+    let (addr, hole) = blackhole(None).await;
+    let restart = async move {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        hole.abort();
+        let _ = hole.await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let (_, again) = blackhole(Some(addr)).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        again.abort();
+    };
+    let (ok, shutdown) = calls_with_collector_at(format!("http://{addr}"), 2000, restart).await;
+    assert_eq!(ok, 2000);
+    assert!(
+        shutdown < Duration::from_millis(2500),
+        "shutdown took {shutdown:?}"
+    );
+}
