@@ -798,7 +798,7 @@ async fn every_dashboard_and_alert_query_returns_data_from_a_real_pipeline() {
     near(
         amp[&mr("gpt-4o-mini", "us")],
         1.0,
-        1e-9,
+        0.01,
         "no retries, no amplification",
     );
     near(amp[&mr("gpt-4o", "eu")], 1.0, 0.01, "a 404 is not retried");
