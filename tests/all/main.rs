@@ -3,10 +3,13 @@
 
 mod bodies;
 mod collector;
+mod dashboards;
 mod diagnosis;
+mod e2e;
 mod errors;
 mod metrics;
 mod passthrough;
+mod promql;
 mod retry;
 mod secrets;
 mod spans;
