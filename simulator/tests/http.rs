@@ -333,9 +333,10 @@ async fn timing_faults() {
         body.extend_from_slice(&chunk.unwrap());
         first_chunk_at.get_or_insert(start.elapsed());
     }
-    assert!(headers_at < Duration::from_millis(100));
-    assert!(first_chunk_at.unwrap() < Duration::from_millis(100));
-    assert!(start.elapsed() >= Duration::from_millis(120));
+    // The pause comes after the first bytes, whatever the machine's load adds around it.
+    let first_chunk_at = first_chunk_at.unwrap();
+    assert!(headers_at <= first_chunk_at);
+    assert!(start.elapsed() - first_chunk_at >= Duration::from_millis(110));
     let v: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(v["model"], "gpt-4o");
 }
@@ -607,7 +608,7 @@ async fn rate_limit_fallback_and_window() {
     // a short window resets by itself
     let sim = Simulator::builder()
         .rate_limit_per_minute(1)
-        .rate_limit_window(Duration::from_millis(100))
+        .rate_limit_window(Duration::from_secs(1))
         .start()
         .await
         .unwrap();
@@ -615,7 +616,7 @@ async fn rate_limit_fallback_and_window() {
     let resp = post(&sim, &chat_body("gpt-5"), &[]).await;
     assert_eq!(resp.status(), 429);
     assert_eq!(header(&resp, "x-ratelimit-reset"), Some("1"));
-    tokio::time::sleep(Duration::from_millis(120)).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     assert_eq!(post(&sim, &chat_body("gpt-5"), &[]).await.status(), 200);
 }
 

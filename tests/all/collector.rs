@@ -93,7 +93,7 @@ async fn a_refusing_collector_costs_no_call() {
     let (ok, shutdown) = calls_with_collector_at(format!("http://{port}"), 2000, async {}).await;
     assert_eq!(ok, 2000);
     assert!(
-        shutdown < Duration::from_millis(2500),
+        shutdown < Duration::from_secs(3),
         "shutdown took {shutdown:?}"
     );
 }
@@ -104,7 +104,7 @@ async fn a_black_hole_collector_costs_no_call() {
     let (ok, shutdown) = calls_with_collector_at(format!("http://{addr}"), 2000, async {}).await;
     assert_eq!(ok, 2000);
     assert!(
-        shutdown < Duration::from_millis(2500),
+        shutdown < Duration::from_secs(3),
         "shutdown took {shutdown:?}"
     );
 }
@@ -124,7 +124,7 @@ async fn a_collector_restarting_mid_run_costs_no_call() {
     let (ok, shutdown) = calls_with_collector_at(format!("http://{addr}"), 2000, restart).await;
     assert_eq!(ok, 2000);
     assert!(
-        shutdown < Duration::from_millis(2500),
+        shutdown < Duration::from_secs(3),
         "shutdown took {shutdown:?}"
     );
 }

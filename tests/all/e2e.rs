@@ -36,7 +36,7 @@ const TICKS: usize = 32;
 const EU_LIMIT: u32 = 20;
 const RUN_LABEL: &str = "service_instance_id";
 
-fn addr(var: &str, default: &str) -> String {
+pub(crate) fn addr(var: &str, default: &str) -> String {
     std::env::var(var)
         .ok()
         .filter(|v| !v.is_empty())
@@ -213,7 +213,7 @@ async fn call(
     status
 }
 
-fn pipeline_dir() -> Option<std::path::PathBuf> {
+pub(crate) fn pipeline_dir() -> Option<std::path::PathBuf> {
     let out = Command::new("bash")
         .arg(repo_file("scripts/pipeline.sh"))
         .arg("dir")

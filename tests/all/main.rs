@@ -6,6 +6,7 @@ mod collector;
 mod dashboards;
 mod diagnosis;
 mod e2e;
+mod e2e_secrets;
 mod errors;
 mod metrics;
 mod passthrough;
