@@ -56,29 +56,7 @@ pub(crate) fn completion_id() -> String {
 /// Seconds past 9999-12-31T23:59:59Z are clamped to it.
 pub(crate) fn http_date(unix_secs: u64) -> String {
     const MAX: u64 = 253_402_300_799;
-    let t = unix_secs.min(MAX);
-    let days = t / 86_400;
-    let rem = t % 86_400;
-    let (h, m, s) = (rem / 3600, rem % 3600 / 60, rem % 60);
-    const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let weekday = WEEKDAYS[(days % 7) as usize];
-    // Howard Hinnant's civil_from_days, for non-negative day counts.
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    format!(
-        "{weekday}, {day:02} {} {year:04} {h:02}:{m:02}:{s:02} GMT",
-        MONTHS[(month - 1) as usize]
-    )
+    httpdate::fmt_http_date(UNIX_EPOCH + std::time::Duration::from_secs(unix_secs.min(MAX)))
 }
 
 /// Unix seconds `secs_from_now` ahead, rounded up to a whole second.

@@ -13,7 +13,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tracing_subscriber::layer::SubscriberExt;
 
-use crate::support::chat;
+use crate::support::{chat, client};
 
 /// Accepts connections and never answers; aborting the task closes everything.
 async fn blackhole(addr: Option<SocketAddr>) -> (SocketAddr, JoinHandle<()>) {
@@ -59,9 +59,7 @@ async fn calls_with_collector_at(
         ))
         .build()
         .unwrap();
-    let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
-        .with(middleware)
-        .build();
+    let client = client(middleware);
     let send = futures_util::stream::iter(0..calls)
         .map(|_| {
             let client = client.clone();

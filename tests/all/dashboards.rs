@@ -17,7 +17,7 @@ use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData};
 use opentelemetry_sdk::metrics::{InMemoryMetricExporter, SdkMeterProvider};
 
 use crate::promql::*;
-use crate::support::chat;
+use crate::support::{chat, client};
 
 /// One Prometheus metric family as the OTLP → Prometheus translation names it.
 #[derive(Debug)]
@@ -70,9 +70,7 @@ pub async fn emitted_families() -> BTreeMap<String, Family> {
         )
         .build()
         .unwrap();
-    let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
-        .with(middleware)
-        .build();
+    let client = client(middleware);
     let send = |body: serde_json::Value, fault: Option<&'static str>| {
         let mut rb = client.post(sim.chat_url()).json(&body);
         if let Some(f) = fault {

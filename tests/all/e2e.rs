@@ -29,7 +29,7 @@ use reqwest_middleware::ClientWithMiddleware;
 use serde_json::json;
 
 use crate::promql::*;
-use crate::support::chat;
+use crate::support::{chat, client};
 
 const TICK: Duration = Duration::from_millis(250);
 const TICKS: usize = 32;
@@ -363,9 +363,7 @@ async fn every_dashboard_and_alert_query_returns_data_from_a_real_pipeline() {
         )
         .build()
         .unwrap();
-    let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
-        .with(middleware)
-        .build();
+    let client = client(middleware);
 
     let us_url = us.chat_url();
     let eu_url = eu.chat_url();

@@ -16,7 +16,7 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::Layer;
 
 use crate::e2e::{addr, pipeline_dir};
-use crate::support::chat;
+use crate::support::{chat, client};
 
 /// Recognisable, key-like (32 alphanumerics) and used nowhere else.
 const KEY: &str = "e2eSECRETkey0do0not0leak0000beef";
@@ -73,9 +73,7 @@ async fn the_key_reaches_neither_the_collector_nor_the_logs() {
         .retry(Retry::default().backoff(Duration::from_millis(1), Duration::from_millis(5)))
         .build()
         .unwrap();
-    let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
-        .with(middleware)
-        .build();
+    let client = client(middleware);
 
     // A good call: its request_id must reach the collector, or this test proves nothing.
     let ok: serde_json::Value = client

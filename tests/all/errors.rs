@@ -242,9 +242,7 @@ async fn error_body_is_capped_and_the_user_still_gets_all_of_it() {
         .error_body_limit(1000)
         .build()
         .unwrap();
-    let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
-        .with(middleware)
-        .build();
+    let client = client(middleware);
     let response = client
         .post(format!("http://{addr}/v1/chat/completions"))
         .json(&chat("gpt-4o"))

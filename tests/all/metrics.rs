@@ -95,9 +95,7 @@ async fn calls_attempts_tokens_and_rate_limits_are_measured() {
         .meter(provider.meter("test"))
         .build()
         .unwrap();
-    let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
-        .with(middleware)
-        .build();
+    let client = client(middleware);
 
     let ok: serde_json::Value = client
         .post(sim.chat_url())

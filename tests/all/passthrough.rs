@@ -16,9 +16,7 @@ async fn other_paths_and_hosts_pass_through_without_a_span() {
     assert!(listed["data"].as_array().is_some_and(|d| !d.is_empty()));
     // A chat call to a host nobody configured is not the gateway.
     let other = llm_gateway_otel::GatewayMiddleware::default();
-    let plain = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
-        .with(other)
-        .build();
+    let plain = crate::support::client(other);
     let r = plain
         .post(sim.chat_url())
         .json(&chat("gpt-4o"))

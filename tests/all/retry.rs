@@ -19,9 +19,7 @@ fn retrying(sim: &Simulator, region: Region, retry: Retry) -> ClientWithMiddlewa
         .retry(retry)
         .build()
         .unwrap();
-    reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
-        .with(middleware)
-        .build()
+    client(middleware)
 }
 
 /// (reason, delay in seconds) of every wait event of a call span.
@@ -107,9 +105,7 @@ async fn rate_limit_reset_is_used_when_there_is_no_retry_after() {
         .retry(Retry::default().max_attempts(2))
         .build()
         .unwrap();
-    let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
-        .with(middleware)
-        .build();
+    let client = client(middleware);
     let response = client
         .post(format!("http://{addr}/v1/chat/completions"))
         .json(&chat("gpt-4o"))
@@ -557,9 +553,7 @@ async fn connect_errors_are_retried_with_backoff() {
         .retry(Retry::default())
         .build()
         .unwrap();
-    let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
-        .with(middleware)
-        .build();
+    let client = client(middleware);
     let err = client
         .post(format!("http://{addr}/v1/chat/completions"))
         .json(&chat("gpt-4o"))

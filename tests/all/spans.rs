@@ -219,9 +219,7 @@ async fn unknown_hosts_are_region_unknown_unless_configured() {
         .matcher(|r: &reqwest::Request| r.url().path() == "/v1/chat/completions")
         .build()
         .unwrap();
-    let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
-        .with(any_host)
-        .build();
+    let client = client(any_host);
     client
         .post(sim.chat_url())
         .json(&chat("gpt-4o"))

@@ -116,15 +116,21 @@ pub fn assert_client_kind(span: &SpanData) {
     assert_eq!(span.span_kind, SpanKind::Client, "{}", span.name);
 }
 
-/// A client with the middleware, treating `host_port` as a gateway in `region`.
-pub fn client_for(host_port: &str, region: Region) -> ClientWithMiddleware {
-    let middleware = GatewayMiddleware::builder()
-        .gateway_host(host_port, region)
-        .build()
-        .expect("config");
+/// A plain client with `middleware`.
+pub fn client(middleware: GatewayMiddleware) -> ClientWithMiddleware {
     ClientBuilder::new(reqwest::Client::new())
         .with(middleware)
         .build()
+}
+
+/// A client with the middleware, treating `host_port` as a gateway in `region`.
+pub fn client_for(host_port: &str, region: Region) -> ClientWithMiddleware {
+    client(
+        GatewayMiddleware::builder()
+            .gateway_host(host_port, region)
+            .build()
+            .expect("config"),
+    )
 }
 
 /// A US simulator and a client for it.
