@@ -17,6 +17,9 @@ pub struct RateLimit {
     pub reset_s: Option<f64>,
     /// `Retry-After`, as a delay from `now`.
     pub retry_after: Option<Duration>,
+    /// `X-RateLimit-Model`: the model whose window these numbers describe (after a fallback,
+    /// the one that served the call, not the one requested).
+    pub model: Option<String>,
 }
 
 impl RateLimit {
@@ -46,6 +49,9 @@ impl RateLimit {
             remaining: text("x-ratelimit-remaining").and_then(parse_int),
             reset_s: text("x-ratelimit-reset").and_then(parse_seconds),
             retry_after: text("retry-after").and_then(|v| parse_retry_after(v, now)),
+            model: text("x-ratelimit-model")
+                .filter(|m| !m.is_empty() && m.len() <= 128)
+                .map(str::to_owned),
         }
     }
 

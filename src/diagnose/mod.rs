@@ -976,6 +976,7 @@ mod tests {
             remaining: Some(0),
             reset_s: Some(7.0),
             retry_after: Some(Duration::from_secs(7)),
+            model: None,
         };
         let d = diagnose(&DiagnosisInput {
             status: Some(429),

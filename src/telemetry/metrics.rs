@@ -169,7 +169,12 @@ impl Metrics {
 
     /// Records the rate-limit headers of a response.
     pub fn record_rate_limit(&self, request: &RequestFacts, rate: &RateLimit) {
-        let attrs = model_region(request);
+        let mut attrs = model_region(request);
+        if let Some(model) = &rate.model {
+            // The headers describe this model's window (it differs after a fallback).
+            attrs.retain(|kv| kv.key.as_str() != GEN_AI_REQUEST_MODEL);
+            attrs.push(KeyValue::new(GEN_AI_REQUEST_MODEL, model.clone()));
+        }
         if let Some(v) = rate.remaining {
             self.remaining.record(v, &attrs);
         }

@@ -127,6 +127,19 @@ async fn calls_attempts_tokens_and_rate_limits_are_measured() {
         .await
         .unwrap();
 
+    // The gateway falls back by itself: its rate-limit headers describe the serving model.
+    let mut with_fallback = chat("claude-haiku-4-5");
+    with_fallback["fallbacks"] = serde_json::json!([{"model": "gemini-2.5-flash"}]);
+    sim.inject(Fault::Fallback);
+    let served = client
+        .post(sim.chat_url())
+        .json(&with_fallback)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(served.headers()["x-ratelimit-model"], "gemini-2.5-flash");
+    served.bytes().await.unwrap();
+
     provider.force_flush().unwrap();
     let exported = exporter.get_finished_metrics().unwrap();
 
@@ -152,7 +165,7 @@ async fn calls_attempts_tokens_and_rate_limits_are_measured() {
         .find(|p| p.has(HTTP_RESPONSE_STATUS_CODE, "429"))
         .expect("a 429 point");
     assert!(claude_429.has(ERROR_TYPE, "429"));
-    assert_eq!(calls.iter().map(|p| p.count).sum::<f64>(), 3.0);
+    assert_eq!(calls.iter().map(|p| p.count).sum::<f64>(), 4.0);
     assert!(calls.iter().all(|p| p.sum > 0.0));
 
     let tokens = points(&exported, METRIC_TOKEN_USAGE);
@@ -176,7 +189,7 @@ async fn calls_attempts_tokens_and_rate_limits_are_measured() {
     assert!(ttfc[0].has(GEN_AI_REQUEST_MODEL, "gpt-4o-mini"));
 
     let attempts = points(&exported, METRIC_HTTP_CLIENT_DURATION);
-    assert_eq!(attempts.iter().map(|p| p.count).sum::<f64>(), 3.0);
+    assert_eq!(attempts.iter().map(|p| p.count).sum::<f64>(), 4.0);
     assert!(attempts
         .iter()
         .all(|p| p.has(HTTP_REQUEST_METHOD, "POST") && p.has(SERVER_ADDRESS, "127.0.0.1")));
@@ -190,6 +203,15 @@ async fn calls_attempts_tokens_and_rate_limits_are_measured() {
         claude.sum, 0.0,
         "the latest reading, from the 429, says none left"
     );
+    assert!(
+        remaining
+            .iter()
+            .any(|p| p.has(GEN_AI_REQUEST_MODEL, "gemini-2.5-flash")),
+        "quota is reported for the model whose window it is"
+    );
+    assert!(!remaining
+        .iter()
+        .any(|p| p.has(GEN_AI_REQUEST_MODEL, "claude-haiku-4-5")));
     let limit = points(&exported, METRIC_RATE_LIMIT_LIMIT);
     assert!(
         limit.iter().all(|p| p.sum == 30.0),
