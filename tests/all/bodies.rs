@@ -217,3 +217,75 @@ async fn a_body_never_read_ends_the_span_when_dropped() {
     );
     assert_eq!(attr(&span, "error.type"), None);
 }
+
+#[tokio::test]
+async fn a_20_mib_body_arrives_unchanged() {
+    let content = "0123456789".repeat(2 * 1024 * 1024);
+    let body = format!(
+        r#"{{"request_id":"0e0e0e0e-2020-4020-8020-202020202020","choices":[{{"index":0,"message":{{"content":"{content}"}},"finish_reason":"length"}}],"usage":{{"input_tokens":1,"output_tokens":2}}}}"#
+    );
+    let (read, span) = raw_call(JSON_200, body.as_bytes(), Duration::ZERO, Ending::Close).await;
+    assert!(read.unwrap() == body.as_bytes(), "byte for byte");
+    assert_eq!(
+        attr_i64(&span, "llm_gateway.response.body_size"),
+        Some(body.len() as i64)
+    );
+    assert_eq!(attr_i64(&span, "gen_ai.usage.output_tokens"), Some(2));
+}
+
+#[tokio::test]
+async fn an_html_502_and_an_empty_200_arrive_as_sent() {
+    let html = b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body><center><h1>502 Bad Gateway</h1></center></body>\r\n</html>\r\n";
+    let (read, span) = raw_call(
+        "HTTP/1.1 502 Bad Gateway\r\ncontent-type: text/html",
+        html,
+        Duration::ZERO,
+        Ending::Close,
+    )
+    .await;
+    assert_eq!(read.unwrap(), html);
+    assert_eq!(attr_str(&span, "error.type").as_deref(), Some("502"));
+    assert_eq!(
+        attr_str(&span, "llm_gateway.error.body")
+            .unwrap()
+            .as_bytes(),
+        html
+    );
+
+    let (read, span) = raw_call(JSON_200, b"", Duration::ZERO, Ending::Close).await;
+    assert!(read.unwrap().is_empty());
+    assert_eq!(
+        attr_str(&span, "error.type").as_deref(),
+        Some("malformed_response")
+    );
+    assert_eq!(
+        attr_str(&span, "llm_gateway.response.json").as_deref(),
+        Some("truncated")
+    );
+}
+
+#[tokio::test]
+async fn a_stream_closed_mid_event_delivers_every_byte_sent_then_the_error() {
+    let sent = b"data: {\"id\":\"c1\",\"request_id\":\"5e5e5e5e-0000-4000-8000-000000000005\",\"choices\":[{\"delta\":{\"content\":\"Pa\"}}]}\n\ndata: {\"id\":\"c1\",\"choices\":[{\"delta\":{\"cont";
+    let (read, span) = raw_call(
+        "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream",
+        sent,
+        Duration::from_millis(2),
+        Ending::Abort,
+    )
+    .await;
+    assert!(read.is_err(), "the cut reaches the user");
+    assert_eq!(
+        attr_str(&span, "error.type").as_deref(),
+        Some("stream_interrupted")
+    );
+    assert_eq!(
+        attr_i64(&span, "llm_gateway.response.body_size"),
+        Some(sent.len() as i64),
+        "every byte sent passed through"
+    );
+    assert_eq!(
+        attr_str(&span, "llm_gateway.request_id").as_deref(),
+        Some("5e5e5e5e-0000-4000-8000-000000000005")
+    );
+}

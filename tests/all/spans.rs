@@ -271,3 +271,61 @@ async fn a_request_body_that_is_not_json_is_sent_and_not_described() {
     assert_eq!(attr_str(&span, "error.type").as_deref(), Some("400"));
     assert_eq!(sim.received().last().unwrap().body.as_ref(), b"not json {");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_calls_to_several_models_keep_their_spans_apart() {
+    let capture = Capture::start();
+    let sim = Simulator::builder()
+        .rate_limit_per_minute(1000)
+        .start()
+        .await
+        .unwrap();
+    let client = client_for(&sim.addr().to_string(), Region::US);
+    let models = ["gpt-4o", "claude-sonnet-4-6", "gemini-2.5-flash"];
+    let calls = (0..60).map(|i| {
+        let client = client.clone();
+        let url = sim.chat_url();
+        let model = models[i % 3];
+        let fault = if i % 5 == 0 { "503" } else { "none" };
+        async move {
+            let r = client
+                .post(url)
+                .header("x-simulator-fault", fault)
+                .json(&chat(model))
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            let body: serde_json::Value = r.json().await.unwrap();
+            (model, status, body["request_id"].as_str().map(String::from))
+        }
+    });
+    // Joined on this task, so the spans are made under this thread's capture; the I/O runs
+    // on both runtime threads.
+    let results = futures_util::future::join_all(calls).await;
+    let spans = capture.calls();
+    assert_eq!(spans.len(), 60);
+    for (model, status, request_id) in results {
+        if let Some(id) = request_id {
+            let span = spans
+                .iter()
+                .find(|s| attr_str(s, "llm_gateway.request_id").as_deref() == Some(id.as_str()))
+                .expect("a span per request_id");
+            assert_eq!(
+                attr_str(span, "gen_ai.request.model").as_deref(),
+                Some(model)
+            );
+            assert_eq!(
+                attr_i64(span, "http.response.status_code"),
+                Some(i64::from(status))
+            );
+        } else {
+            assert_eq!(status, 503);
+        }
+    }
+    let failed = spans
+        .iter()
+        .filter(|s| attr_str(s, "error.type").as_deref() == Some("503"))
+        .count();
+    assert_eq!(failed, 12);
+}
