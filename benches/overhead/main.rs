@@ -129,14 +129,16 @@ fn main() {
         return serve();
     }
     let options = Options::parse();
-    let mut child = Command::new(std::env::current_exe().expect("own path"))
-        .arg("--serve")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("server process");
-    let mut to_child = child.stdin.take().expect("stdin");
-    let mut from_child = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut child = ServerProcess(
+        Command::new(std::env::current_exe().expect("own path"))
+            .arg("--serve")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("server process"),
+    );
+    let mut to_child = child.0.stdin.take().expect("stdin");
+    let mut from_child = BufReader::new(child.0.stdout.take().expect("stdout"));
     let mut line = String::new();
     from_child.read_line(&mut line).expect("server addresses");
     let mut addrs = line.split_whitespace().map(|a| a.parse::<SocketAddr>());
@@ -256,7 +258,19 @@ fn main() {
         loadavg()
     );
     drop(to_child); // the server process exits when its stdin closes
-    let _ = child.wait();
+    drop(child);
+}
+
+/// The server process; waited for (after its stdin closed), or killed if the run panicked.
+struct ServerProcess(std::process::Child);
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let _ = self.0.kill();
+        }
+        let _ = self.0.wait();
+    }
 }
 
 /// One workload at one concurrency.
@@ -415,7 +429,10 @@ fn report(
 }
 
 /// Does allocation grow with the body size beyond what bare reqwest does?
-fn allocation_summary(rows: &[(Workload, usize, Vec<(f64, f64)>)]) -> String {
+/// Bytes and allocations per call of each variant, for one workload at one concurrency.
+type AllocationRow = (Workload, usize, Vec<(f64, f64)>);
+
+fn allocation_summary(rows: &[AllocationRow]) -> String {
     let mut out = String::from(
         "## Allocation per call against body size (256 KiB minus 1 KiB, per call)\n\n| concurrency | variant | bytes/call 1 KiB | bytes/call 256 KiB | growth | growth beyond bare's |\n|---|---|---|---|---|---|\n",
     );
