@@ -7,6 +7,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::region::{Region, EU_HOST, US_HOST};
+use crate::telemetry::metrics::MetricAttributes;
 
 /// The path of the endpoint this crate observes.
 pub const CHAT_COMPLETIONS_PATH: &str = "/v1/chat/completions";
@@ -153,6 +154,11 @@ pub struct RequestFacts {
     pub server_port: Option<u16>,
     /// Credentials seen on the request, kept only to redact them from what is recorded.
     pub(crate) secrets: Vec<String>,
+    /// Model, region and server as metric attributes, built once for every measurement.
+    pub(crate) metric_attributes: MetricAttributes,
+    /// `fallback_config.retry` of a JSON-object body (true when absent): whether the gateway
+    /// retries by itself. `None` when the body was not read as an object.
+    pub(crate) gateway_retries: Option<bool>,
 }
 
 impl std::fmt::Debug for RequestFacts {
@@ -185,13 +191,25 @@ impl RequestFacts {
             .filter(|b| b.len() <= MAX_DESCRIBED_REQUEST_BODY);
         let wire = body.and_then(|b| serde_json::from_slice::<WireRequest>(b).ok());
         let described = wire.is_some();
+        let is_object = body.is_some_and(|b| b.trim_ascii_start().starts_with(b"{"));
         let wire = wire.unwrap_or_default();
-        RequestFacts {
-            model: wire
-                .model
+        let gateway_retries = (described && is_object).then(|| {
+            wire.fallback_config
                 .as_ref()
-                .and_then(Value::as_str)
-                .map(str::to_owned),
+                .and_then(|c| c.get("retry"))
+                .and_then(Value::as_bool)
+                .unwrap_or(true)
+        });
+        let model = wire
+            .model
+            .as_ref()
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let region = regions.resolve(&server_address, server_port);
+        RequestFacts {
+            metric_attributes: MetricAttributes::new(model.as_deref(), &region, &server_address),
+            gateway_retries,
+            model,
             max_tokens: wire.max_tokens.as_ref().and_then(Value::as_i64),
             temperature: wire.temperature.as_ref().and_then(Value::as_f64),
             stream: wire
@@ -200,7 +218,7 @@ impl RequestFacts {
                 .and_then(Value::as_bool)
                 .unwrap_or(false),
             described,
-            region: regions.resolve(&server_address, server_port),
+            region,
             server_address,
             server_port,
             secrets: secrets_of(request),
@@ -221,6 +239,9 @@ struct WireRequest {
     temperature: Option<Value>,
     #[serde(default)]
     stream: Option<Value>,
+    /// Read here so that the retry loop need not parse the body again.
+    #[serde(default)]
+    fallback_config: Option<Value>,
 }
 
 /// Every credential-looking value on the request: the `Authorization` header (with and without
