@@ -182,6 +182,18 @@ fn main() {
                     concurrency,
                 };
                 let phase = bench.phase(&variants[k], calls, None);
+                let nanos = |d: Duration| d.as_nanos() as u64;
+                let mut heads: Vec<u64> = phase.timings.iter().map(|t| nanos(t.head)).collect();
+                let mut firsts: Vec<u64> = phase
+                    .timings
+                    .iter()
+                    .filter_map(|t| t.first_chunk.map(nanos))
+                    .collect();
+                println!(
+                    "response head p50 {:.0} µs, first chunk p50 {:.0} µs",
+                    percentile_us(&mut heads, 0.5),
+                    percentile_us(&mut firsts, 0.5)
+                );
                 println!(
                     "{} {} c={concurrency}: {} calls in {:?}",
                     kind.name(),

@@ -560,6 +560,7 @@ impl Variant {
         if response.status() != reqwest::StatusCode::OK {
             return Err(format!("status {}", response.status()));
         }
+        let head = started.elapsed();
         let mut first_chunk = None;
         let received = if workload.streamed() {
             let mut stream = response.bytes_stream();
@@ -578,8 +579,11 @@ impl Variant {
         if received != expected_len {
             return Err(format!("body of {received} bytes, expected {expected_len}"));
         }
+        let total = started.elapsed();
+        idle_after_call();
         Ok(CallTiming {
-            total: started.elapsed(),
+            total,
+            head,
             first_chunk,
         })
     }
@@ -618,6 +622,25 @@ impl Variant {
     }
 }
 
+/// `BENCH_IDLE_US=N`: after each call, spin N µs before the next (a diagnostic: it shows how
+/// the server's wake-up latency grows when the client turns around more slowly, which is
+/// most of the first-chunk difference at concurrency 1; see BENCHMARKS.md).
+fn idle_after_call() {
+    static IDLE: std::sync::OnceLock<Option<Duration>> = std::sync::OnceLock::new();
+    let idle = IDLE.get_or_init(|| {
+        std::env::var("BENCH_IDLE_US")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .map(Duration::from_micros)
+    });
+    if let Some(idle) = *idle {
+        let until = Instant::now() + idle;
+        while Instant::now() < until {
+            std::hint::spin_loop();
+        }
+    }
+}
+
 /// The URL of `workload` on the server.
 pub fn url(server: SocketAddr, workload: Workload) -> String {
     format!("http://{server}{}", workload.path())
@@ -628,6 +651,8 @@ pub fn url(server: SocketAddr, workload: Workload) -> String {
 pub struct CallTiming {
     /// From sending to the end of the body.
     pub total: Duration,
+    /// From sending to the response head (`send()` returned).
+    pub head: Duration,
     /// For a stream: from sending to the first body bytes.
     pub first_chunk: Option<Duration>,
 }
