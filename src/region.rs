@@ -63,6 +63,14 @@ impl Region {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The label as an OpenTelemetry value (no copy for the built-in labels).
+    pub(crate) fn metric_value(&self) -> opentelemetry::StringValue {
+        match &self.0 {
+            Cow::Borrowed(label) => (*label).into(),
+            Cow::Owned(label) => std::sync::Arc::<str>::from(label.as_str()).into(),
+        }
+    }
 }
 
 impl fmt::Display for Region {

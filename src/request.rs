@@ -7,6 +7,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::region::{Region, EU_HOST, US_HOST};
+use crate::telemetry::metrics::MetricAttributes;
 
 /// The path of the endpoint this crate observes.
 pub const CHAT_COMPLETIONS_PATH: &str = "/v1/chat/completions";
@@ -160,6 +161,11 @@ pub struct RequestFacts {
     pub(crate) origin: String,
     /// Credentials seen on the request, kept only to redact them from what is recorded.
     pub(crate) secrets: Vec<String>,
+    /// Model, region and server as metric attributes, built once for every measurement.
+    pub(crate) metric_attributes: MetricAttributes,
+    /// `fallback_config.retry` of a JSON-object body (true when absent): whether the gateway
+    /// retries by itself. `None` when the body was not read as an object.
+    pub(crate) gateway_retries: Option<bool>,
 }
 
 /// The JSON kind of a value in the request body.
@@ -321,12 +327,23 @@ impl RequestFacts {
             (None, Some(host)) => format!("{}://{host}", url.scheme()),
             _ => String::new(),
         };
-        RequestFacts {
-            model: wire
-                .model
+        let gateway_retries = described.then(|| {
+            wire.fallback_config
                 .as_ref()
-                .and_then(Value::as_str)
-                .map(str::to_owned),
+                .and_then(|c| c.get("retry"))
+                .and_then(Value::as_bool)
+                .unwrap_or(true)
+        });
+        let model = wire
+            .model
+            .as_ref()
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let region = regions.resolve(&server_address, server_port);
+        RequestFacts {
+            metric_attributes: MetricAttributes::new(model.as_deref(), &region, &server_address),
+            gateway_retries,
+            model,
             max_tokens: wire.max_tokens.as_ref().and_then(Value::as_i64),
             temperature: wire.temperature.as_ref().and_then(Value::as_f64),
             stream: wire
@@ -335,7 +352,7 @@ impl RequestFacts {
                 .and_then(Value::as_bool)
                 .unwrap_or(false),
             described,
-            region: regions.resolve(&server_address, server_port),
+            region,
             server_address,
             server_port,
             fields,
@@ -516,6 +533,9 @@ struct WireRequest {
     prompt: Option<KindOnly>,
     #[serde(default)]
     post_processing_steps: Option<Value>,
+    /// Read here so that the retry loop need not parse the body again.
+    #[serde(default)]
+    fallback_config: Option<Value>,
 }
 
 /// Every credential-looking value on the request: the `Authorization` header (with and without

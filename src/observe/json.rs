@@ -471,6 +471,18 @@ pub struct JsonPicker {
     bytes_seen: u64,
     facts: BodyFacts,
     raw: Raw,
+    /// Fields the caller already knows and keeps (see [`JsonPicker::skipping_known`]).
+    known: Known,
+}
+
+/// Top-level text fields whose values are not copied because the caller keeps the first one
+/// it saw ([`BodyFacts::merge`]).
+#[derive(Debug, Clone, Copy, Default)]
+struct Known {
+    request_id: bool,
+    id: bool,
+    model: bool,
+    request_model: bool,
 }
 
 impl Default for JsonPicker {
@@ -500,6 +512,31 @@ impl JsonPicker {
             bytes_seen: 0,
             facts: BodyFacts::default(),
             raw: Raw::default(),
+            known: Known::default(),
+        }
+    }
+
+    /// A picker that leaves `request_id`, `id`, `model` and `request.model` unset when
+    /// `earlier` already has them: what [`BodyFacts::merge`] would keep anyway, without copying
+    /// the same values out of every event of a stream.
+    pub fn skipping_known(mut self, earlier: &BodyFacts) -> Self {
+        self.known = Known {
+            request_id: earlier.request_id.is_some(),
+            id: earlier.id.is_some(),
+            model: earlier.model.is_some(),
+            request_model: earlier.request_model.is_some(),
+        };
+        self
+    }
+
+    /// Whether the value of `slot` is already known to the caller.
+    fn is_known(&self, slot: Slot) -> bool {
+        match slot {
+            Slot::RequestId => self.known.request_id,
+            Slot::Id => self.known.id,
+            Slot::Model => self.known.model,
+            Slot::RequestModel => self.known.request_model,
+            _ => false,
         }
     }
 
@@ -782,7 +819,7 @@ impl JsonPicker {
         self.capture = if key {
             self.cur_ctx() != Ctx::Other
         } else {
-            self.slot.wants_string()
+            self.slot.wants_string() && !self.is_known(self.slot)
         };
         self.buf_len = 0;
         self.overflow = false;
@@ -790,26 +827,34 @@ impl JsonPicker {
         self.state = State::Str;
     }
 
-    /// Inside a string: jump to the next `"` or `\`, copying the run if wanted.
-    fn string_run(&mut self, chunk: &[u8], i: usize) -> usize {
-        let rest = &chunk[i..];
-        match memchr2(b'"', b'\\', rest) {
-            None => {
+    /// Inside a string: jump to the next `"` or `\`, copying the run if wanted. In a string
+    /// that is not copied, a one-character escape (`\n`, `\"`, ...) has no effect beyond
+    /// being valid, so when both its bytes are in this chunk it is stepped over here and the
+    /// scan goes on, instead of a round through the tokenizer per escape.
+    fn string_run(&mut self, chunk: &[u8], mut i: usize) -> usize {
+        loop {
+            let rest = &chunk[i..];
+            let Some(off) = memchr2(b'"', b'\\', rest) else {
                 if self.capture {
                     self.push_raw(rest);
                 }
-                chunk.len()
+                return chunk.len();
+            };
+            if self.capture {
+                self.push_raw(&rest[..off]);
             }
-            Some(off) => {
-                if self.capture {
-                    self.push_raw(&rest[..off]);
+            if rest[off] == b'"' {
+                self.end_string();
+                return i + off + 1;
+            }
+            match rest.get(off + 1) {
+                Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') if !self.capture => {
+                    i += off + 2;
                 }
-                if rest[off] == b'"' {
-                    self.end_string();
-                } else {
+                _ => {
                     self.state = State::Escape;
+                    return i + off + 1;
                 }
-                i + off + 1
             }
         }
     }
@@ -966,6 +1011,9 @@ impl JsonPicker {
     // ---- storing picked values ----
 
     fn apply_text(&mut self, text: String) {
+        if self.is_known(self.slot) {
+            return;
+        }
         match self.slot {
             Slot::RequestId => self.facts.request_id = Some(text),
             Slot::Id => self.facts.id = Some(text),
@@ -1001,6 +1049,9 @@ impl JsonPicker {
 
     fn apply_number(&mut self, text: &[u8]) {
         if self.slot.is_text() {
+            if self.is_known(self.slot) {
+                return;
+            }
             // Number text is ASCII and at most MAX_NUMBER_BYTES long.
             self.apply_text(String::from_utf8_lossy(text).into_owned());
             return;
@@ -1715,6 +1766,31 @@ mod tests {
         assert_eq!(model.len(), MAX_STRING_BYTES);
         assert!(model.starts_with("lorem ipsum \"quoted\" \n lorem"));
         assert_eq!(pick(doc.as_bytes()).1, JsonStatus::Complete);
+    }
+
+    #[test]
+    fn skipping_known_fields_merges_the_same() {
+        let docs: [&[u8]; 6] = [
+            br#"{"id":"c1","model":"m1","choices":[{"finish_reason":null}]}"#,
+            br#"{"request_id":"r2","id":"c2","model":"m2","request":{"model":"q2"}}"#,
+            br#"{"request_id":7,"id":8,"model":"m3","request":{"model":9},"usage":{"output_tokens":3}}"#,
+            br#"{"request_id":"r4","request_id":"r5","model":"m\u00e94","choices":[{"finish_reason":"stop"}]}"#,
+            br#"{"error":{"code":"x","message":"boom"},"status":"error","model":"m6"}"#,
+            br#"{"request_id":"r7","id":"#,
+        ];
+        for start in 0..docs.len() {
+            let (mut plain, mut skipping) = (BodyFacts::default(), BodyFacts::default());
+            for doc in docs.iter().cycle().skip(start).take(docs.len()) {
+                let (facts, status) = pick(doc);
+                plain.merge(facts);
+                let mut picker = JsonPicker::new().skipping_known(&skipping);
+                picker.feed(doc);
+                let (facts, skipped_status) = picker.finish();
+                assert_eq!(status, skipped_status);
+                skipping.merge(facts);
+                assert_eq!(plain, skipping);
+            }
+        }
     }
 
     #[test]

@@ -302,7 +302,11 @@ fn observe_event(acc: &mut StreamFacts, data: &[u8]) {
         return;
     }
     acc.events += 1;
-    let (facts, status) = json::pick(data);
+    // Fields the stream already showed are not copied again from every event (merge keeps
+    // the first anyway).
+    let mut picker = json::JsonPicker::new().skipping_known(&acc.facts);
+    picker.feed(data);
+    let (facts, status) = picker.finish();
     if status != JsonStatus::Complete {
         acc.malformed_events += 1;
     }

@@ -112,7 +112,7 @@ pub(crate) async fn send(
         .as_ref()
         .and_then(|m| settings.fallbacks.get(m))
         .map_or(&[], Vec::as_slice);
-    prepare_body(settings, call, &mut request, chain);
+    prepare_body(settings, call, facts, &mut request, chain);
     if let Some(budget) = &retry.budget {
         budget.record_request();
     }
@@ -134,19 +134,25 @@ pub(crate) async fn send(
         let result = sender
             .attempt(request, extensions, next.clone(), resends)
             .await;
-        let rate = result
-            .as_ref()
-            .ok()
-            .map(|r| RateLimit::from_headers(r.headers(), std::time::SystemTime::now()));
-        if let (Some(rate), Some(m)) = (&rate, model.as_deref()) {
-            retry.pacer.observe(host, m, rate);
+        // The rate-limit headers are read only when something uses them: the pacer (only
+        // consulted when pacing is on) or a retry's wait.
+        let read_rate = || {
+            result
+                .as_ref()
+                .ok()
+                .map(|r| RateLimit::from_headers(r.headers(), std::time::SystemTime::now()))
+        };
+        if settings.pacing {
+            if let (Some(rate), Some(m)) = (read_rate(), model.as_deref()) {
+                retry.pacer.observe(host, m, &rate);
+            }
         }
         let status = result.as_ref().ok().map(|r| r.status().as_u16());
         let can_fall_back =
             settings.fallback_mode == FallbackMode::Resend && next_fallback < chain.len();
         let decision = match settings.classifier.classify(&result) {
             Some(Retryable::Transient) => {
-                let hint = rate.as_ref().and_then(server_wait);
+                let hint = read_rate().as_ref().and_then(server_wait);
                 let backoff = settings.backoff_for(retries_on_model);
                 let (wait, reason) = match hint {
                     Some((h, reason)) if h >= backoff => (h, reason),
@@ -284,17 +290,27 @@ fn wait_event(call: &Span, reason: WaitReason, wait: Duration, resends: u32) {
 /// Body changes made once, before the first attempt: the gateway's `fallbacks` field, and
 /// `fallback_config.retry: false` when asked for; otherwise a note when both the gateway and
 /// we retry.
-fn prepare_body(settings: &Retry, call: &Span, request: &mut reqwest::Request, chain: &[String]) {
+fn prepare_body(
+    settings: &Retry,
+    call: &Span,
+    facts: &RequestFacts,
+    request: &mut reqwest::Request,
+    chain: &[String],
+) {
     if settings.fallback_mode == FallbackMode::Gateway && !chain.is_empty() {
         rewrite_body(request, |b| body::with_gateway_fallbacks(b, chain));
     }
     if settings.disable_gateway_retry {
         rewrite_body(request, body::without_gateway_retry);
     } else if settings.max_attempts > 1 {
-        let gateway_retries = request
-            .body()
-            .and_then(|b| b.as_bytes())
-            .is_some_and(body::gateway_retries);
+        // Read with the request's facts when the body is a JSON object (a gateway-fallbacks
+        // rewrite above leaves `fallback_config` as it was); parsed here otherwise.
+        let gateway_retries = facts.gateway_retries.unwrap_or_else(|| {
+            request
+                .body()
+                .and_then(|b| b.as_bytes())
+                .is_some_and(body::gateway_retries)
+        });
         if gateway_retries {
             call.set_attribute(LLM_GATEWAY_RETRY_GATEWAY_RETRY, true);
         }

@@ -5,6 +5,7 @@
 //! the builder (default: the global meter provider's `llm_gateway_otel` meter). Attribute sets
 //! stay low-cardinality: model, region, status code, error type, never a request id.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use opentelemetry::metrics::{Counter, Gauge, Histogram, Meter};
@@ -13,6 +14,7 @@ use opentelemetry::KeyValue;
 use crate::names::*;
 use crate::observe::ResponseOutcome;
 use crate::ratelimit::RateLimit;
+use crate::region::Region;
 use crate::request::RequestFacts;
 
 /// What one finished call contributes to the metrics.
@@ -108,21 +110,23 @@ impl Metrics {
 
     /// Records one finished call.
     pub fn record_call(&self, call: &CallSummary<'_>) {
-        let mut attrs = model_region(call.request);
+        // One attribute vector, grown and cut in place for each measurement: the values are
+        // shared with the request's facts, not copied.
+        let mut attrs = call.request.metric_attributes.base(8);
         attrs.push(KeyValue::new(GEN_AI_OPERATION_NAME, OPERATION_CHAT));
         attrs.push(KeyValue::new(GEN_AI_PROVIDER_NAME, PROVIDER_NAME));
-        if let Some(served) = call.outcome.and_then(|o| o.facts.model.clone()) {
-            attrs.push(KeyValue::new(GEN_AI_RESPONSE_MODEL, served));
+        if let Some(served) = call.outcome.and_then(|o| o.facts.model.as_deref()) {
+            attrs.push(call.request.metric_attributes.response_model(served));
         }
         if let Some(status) = call.status {
             attrs.push(KeyValue::new(HTTP_RESPONSE_STATUS_CODE, i64::from(status)));
         }
-        let mut with_error = attrs.clone();
+        let common = attrs.len();
         if let Some(error_type) = call.error_type {
-            with_error.push(KeyValue::new(ERROR_TYPE, error_type.to_owned()));
+            attrs.push(KeyValue::new(ERROR_TYPE, error_type.to_owned()));
         }
         self.operation_duration
-            .record(call.duration.as_secs_f64(), &with_error);
+            .record(call.duration.as_secs_f64(), &attrs);
         let Some(outcome) = call.outcome else {
             return;
         };
@@ -132,24 +136,23 @@ impl Metrics {
             ("output", usage.output_tokens),
         ] {
             if let Some(count) = count {
-                let mut a = attrs.clone();
-                a.push(KeyValue::new(GEN_AI_TOKEN_TYPE, kind));
-                self.token_usage.record(count, &a);
+                attrs.truncate(common);
+                attrs.push(KeyValue::new(GEN_AI_TOKEN_TYPE, kind));
+                self.token_usage.record(count, &attrs);
             }
         }
         if let Some(ttfc) = outcome.time_to_first_chunk {
+            attrs.truncate(common);
             self.time_to_first_chunk.record(ttfc.as_secs_f64(), &attrs);
         }
     }
 
     /// Records one HTTP attempt.
     pub fn record_attempt(&self, attempt: &AttemptSummary<'_>) {
-        let mut attrs = model_region(attempt.request);
+        let base = &attempt.request.metric_attributes;
+        let mut attrs = base.base(6);
         attrs.push(KeyValue::new(HTTP_REQUEST_METHOD, "POST"));
-        attrs.push(KeyValue::new(
-            SERVER_ADDRESS,
-            attempt.request.server_address.clone(),
-        ));
+        attrs.push(base.server.clone());
         if let Some(status) = attempt.status {
             attrs.push(KeyValue::new(HTTP_RESPONSE_STATUS_CODE, i64::from(status)));
         }
@@ -162,14 +165,14 @@ impl Metrics {
 
     /// Records one retry (a re-send) and why it happened.
     pub fn record_retry(&self, request: &RequestFacts, reason: &'static str) {
-        let mut attrs = model_region(request);
+        let mut attrs = request.metric_attributes.base(3);
         attrs.push(KeyValue::new(LLM_GATEWAY_RETRY_REASON, reason));
         self.retries.add(1, &attrs);
     }
 
     /// Records the rate-limit headers of a response.
     pub fn record_rate_limit(&self, request: &RequestFacts, rate: &RateLimit) {
-        let mut attrs = model_region(request);
+        let mut attrs = request.metric_attributes.base(2);
         if let Some(model) = &rate.model {
             // The headers describe this model's window (it differs after a fallback).
             attrs.retain(|kv| kv.key.as_str() != GEN_AI_REQUEST_MODEL);
@@ -187,15 +190,46 @@ impl Metrics {
     }
 }
 
-/// The attributes every instrument carries: requested model (when known) and region.
-fn model_region(request: &RequestFacts) -> Vec<KeyValue> {
-    let mut attrs = Vec::with_capacity(8);
-    if let Some(model) = &request.model {
-        attrs.push(KeyValue::new(GEN_AI_REQUEST_MODEL, model.clone()));
+/// The attributes every instrument carries (requested model when known, and region) and the
+/// server address, built once per call. Their values are reference-counted, so each
+/// measurement shares them instead of copying strings.
+#[derive(Clone)]
+pub(crate) struct MetricAttributes {
+    model: Option<(Arc<str>, KeyValue)>,
+    region: KeyValue,
+    server: KeyValue,
+}
+
+impl MetricAttributes {
+    pub(crate) fn new(model: Option<&str>, region: &Region, server: &str) -> MetricAttributes {
+        MetricAttributes {
+            model: model.map(|m| {
+                let m: Arc<str> = Arc::from(m);
+                let kv = KeyValue::new(GEN_AI_REQUEST_MODEL, Arc::clone(&m));
+                (m, kv)
+            }),
+            region: KeyValue::new(LLM_GATEWAY_REGION, region.metric_value()),
+            server: KeyValue::new(SERVER_ADDRESS, Arc::<str>::from(server)),
+        }
     }
-    attrs.push(KeyValue::new(
-        LLM_GATEWAY_REGION,
-        request.region.to_string(),
-    ));
-    attrs
+
+    /// Model and region, in a vector with room for `extra` more.
+    fn base(&self, extra: usize) -> Vec<KeyValue> {
+        let mut attrs = Vec::with_capacity(2 + extra);
+        if let Some((_, model)) = &self.model {
+            attrs.push(model.clone());
+        }
+        attrs.push(self.region.clone());
+        attrs
+    }
+
+    /// `gen_ai.response.model`, sharing the requested model's value when they are the same.
+    fn response_model(&self, served: &str) -> KeyValue {
+        match &self.model {
+            Some((requested, _)) if **requested == *served => {
+                KeyValue::new(GEN_AI_RESPONSE_MODEL, Arc::clone(requested))
+            }
+            _ => KeyValue::new(GEN_AI_RESPONSE_MODEL, served.to_owned()),
+        }
+    }
 }

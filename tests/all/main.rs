@@ -1,6 +1,7 @@
 //! The one integration-test binary: real HTTP against the gateway simulator (or a raw server
 //! that sends exact bytes), asserting on the spans that were exported.
 
+mod bench_smoke;
 mod bodies;
 mod collector;
 mod dashboards;
