@@ -47,7 +47,12 @@ pub fn is_secret_name(name: &str) -> bool {
 /// ```
 pub fn redact<'a>(text: &'a str, secrets: &[String]) -> Cow<'a, str> {
     let mut out: Cow<'a, str> = Cow::Borrowed(text);
-    for s in secrets.iter().filter(|s| !s.is_empty()) {
+    // A "secret" spelled inside the marker itself cannot be a real key, and replacing it would
+    // rewrite the markers already there.
+    for s in secrets
+        .iter()
+        .filter(|s| !s.is_empty() && !REDACTED.contains(s.as_str()))
+    {
         if out.contains(s.as_str()) {
             out = Cow::Owned(out.replace(s.as_str(), REDACTED));
         }
@@ -183,6 +188,15 @@ mod tests {
             let with = format!("{text}{secret}{text}");
             prop_assert!(!redact(&with, std::slice::from_ref(&secret)).contains(&secret));
         }
+    }
+
+    #[test]
+    fn a_secret_spelled_like_the_marker_leaves_markers_alone() {
+        // Found by the fuzzer: replacing "REDACTED" would rewrite every marker again.
+        let secrets = vec!["REDACTED".to_owned()];
+        let once = redact("key REDACTED 0123456789abcdef0123456789abcdef", &secrets).into_owned();
+        assert_eq!(once, "key REDACTED [REDACTED]");
+        assert_eq!(redact(&once, &secrets), once);
     }
 
     #[test]

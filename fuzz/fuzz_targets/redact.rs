@@ -8,10 +8,18 @@ use llm_gateway_otel::redact::redact;
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
     let secret: String = text.chars().filter(char::is_ascii_alphanumeric).take(12).collect();
-    let secrets = if secret.len() >= 6 { vec![secret.clone()] } else { Vec::new() };
+    // A secret spelled inside the marker is not redacted (it cannot be a real key).
+    let marker = llm_gateway_otel::redact::REDACTED;
+    let secrets = if secret.len() >= 6 && !marker.contains(&secret) {
+        vec![secret.clone()]
+    } else {
+        Vec::new()
+    };
     let once = redact(&text, &secrets).into_owned();
     if !secrets.is_empty() {
-        assert!(!once.contains(&secret), "{secret:?} survived in {once:?}");
+        // Outside the markers (a secret may be spelled like the marker's own letters).
+        let outside = once.replace(marker, "\0");
+        assert!(!outside.contains(&secret), "{secret:?} survived in {once:?}");
     }
     assert_eq!(redact(&once, &secrets), once);
 });
