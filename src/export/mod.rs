@@ -159,6 +159,31 @@ pub fn init() -> Result<TelemetryGuard, InitError> {
     Init::from_env().install()
 }
 
+/// The runtime the gRPC exporters' connections live on: one worker thread of our own, for the
+/// life of the process. tonic needs a Tokio runtime to build a channel and to drive it; the
+/// caller's may not exist yet (a sync `main`), or may be a current-thread runtime that is
+/// blocked exactly when the last spans are flushed at shutdown.
+fn in_export_runtime<T>(build: impl FnOnce() -> T) -> T {
+    static RUNTIME: std::sync::OnceLock<Option<tokio::runtime::Runtime>> =
+        std::sync::OnceLock::new();
+    let runtime = RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("otel-export")
+            .enable_all()
+            .build()
+            .ok()
+    });
+    match runtime {
+        Some(rt) => {
+            let _entered = rt.enter();
+            build()
+        }
+        // No thread could be started: build in the caller's runtime, if any.
+        None => build(),
+    }
+}
+
 type AddProcessor = Box<dyn FnOnce(TracerProviderBuilder) -> TracerProviderBuilder>;
 
 /// Where spans go.
@@ -278,9 +303,10 @@ impl Init {
     /// Builds the meter provider (`None` when metric export is off) without installing it.
     pub fn build_meter_provider(&self) -> Result<Option<SdkMeterProvider>, InitError> {
         let exporter = match self.metrics_exporter.clone().map_err(InitError)? {
-            Exporter::OtlpGrpc => self
-                .configure(MetricExporter::builder().with_tonic(), "")
-                .build(),
+            Exporter::OtlpGrpc => in_export_runtime(|| {
+                self.configure(MetricExporter::builder().with_tonic(), "")
+                    .build()
+            }),
             Exporter::OtlpHttp => self
                 .configure(MetricExporter::builder().with_http(), "/v1/metrics")
                 .build(),
@@ -301,9 +327,11 @@ impl Init {
         let mut builder = SdkTracerProvider::builder().with_resource(self.resource());
         builder = match exporter {
             Exporter::OtlpGrpc => builder.with_batch_exporter(
-                self.configure(SpanExporter::builder().with_tonic(), "")
-                    .build()
-                    .map_err(|e| InitError(format!("OTLP gRPC exporter: {e}")))?,
+                in_export_runtime(|| {
+                    self.configure(SpanExporter::builder().with_tonic(), "")
+                        .build()
+                })
+                .map_err(|e| InitError(format!("OTLP gRPC exporter: {e}")))?,
             ),
             Exporter::OtlpHttp => builder.with_batch_exporter(
                 self.configure(SpanExporter::builder().with_http(), "/v1/traces")

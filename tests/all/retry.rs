@@ -606,3 +606,40 @@ async fn a_call_dropped_while_waiting_to_retry_ends_its_span_as_cancelled() {
     assert_eq!(waits(&span).len(), 1, "the wait had started");
     assert_eq!(capture.attempts_of(&span).len(), 1);
 }
+
+#[tokio::test(start_paused = true)]
+async fn pacing_keeps_each_models_window_apart() {
+    let capture = Capture::start();
+    let sim = Simulator::builder()
+        .rate_limit_per_minute(1)
+        .start()
+        .await
+        .unwrap();
+    let client = retrying(
+        &sim,
+        Region::US,
+        Retry::default()
+            .pacing(true)
+            .max_wait(Duration::from_secs(90)),
+    );
+    for model in ["gpt-4o", "claude-sonnet-4-6", "gpt-4o"] {
+        let r = client
+            .post(sim.chat_url())
+            .json(&chat(model))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{model}");
+        r.bytes().await.unwrap();
+    }
+    let calls = capture.calls();
+    assert!(
+        waits(&calls[1]).is_empty(),
+        "claude's window is its own: no wait"
+    );
+    assert_eq!(
+        waits(&calls[2]).len(),
+        1,
+        "gpt-4o's second call waits for gpt-4o's reset"
+    );
+}
