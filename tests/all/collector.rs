@@ -130,13 +130,12 @@ async fn a_collector_restarting_mid_run_costs_no_call() {
 #[test]
 fn a_bad_endpoint_is_an_error_at_setup_not_a_panic_later() {
     let init = Init::from_env().otlp_endpoint("not a url at all");
-    let err = init.build_provider().err().expect("an error").to_string();
+    let err = init.build_provider().expect_err("an error").to_string();
     assert!(err.contains("OTLP"), "{err}");
     let init = Init::from_env().otlp_endpoint("not a url at all");
     let err = init
         .build_meter_provider()
-        .err()
-        .expect("an error")
+        .expect_err("an error")
         .to_string();
     assert!(err.contains("OTLP"), "{err}");
     // A good endpoint builds without a runtime (export threads bring their own).
