@@ -101,7 +101,7 @@ impl Middleware for GatewayMiddleware {
         if !self.config.matcher.matches(&req) {
             return next.run(req, extensions).await;
         }
-        let facts = Facts::read(&req, &self.config.regions);
+        let facts = Arc::new(Facts::read(&req, &self.config.regions));
         let call = telemetry::call_span(&facts);
         let report = report::ReportHandle::start(&req, &facts, extensions);
         preflight(&self.config, &call, &facts, &report)?;

@@ -302,7 +302,8 @@ impl fmt::Display for SupportReport {
 pub struct ReportHandle(Arc<Mutex<ReportState>>);
 
 struct ReportState {
-    facts: RequestFacts,
+    /// Shared with the call's body observer: one read of the request per call.
+    facts: Arc<RequestFacts>,
     sent_at: SystemTime,
     body: Option<reqwest::Body>,
     outcome: &'static str,
@@ -333,11 +334,11 @@ impl ReportHandle {
     /// [`ReportSlot`] if there is one.
     pub(crate) fn start(
         request: &reqwest::Request,
-        facts: &RequestFacts,
+        facts: &Arc<RequestFacts>,
         extensions: &http::Extensions,
     ) -> ReportHandle {
         let handle = ReportHandle(Arc::new(Mutex::new(ReportState {
-            facts: facts.clone(),
+            facts: Arc::clone(facts),
             sent_at: SystemTime::now(),
             // A reusable body's clone shares its bytes (no copy); the cloned headers are
             // dropped at once.

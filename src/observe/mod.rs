@@ -83,7 +83,7 @@ enum Parser {
 /// The state of one call while its body passes; consumed when the body ends.
 pub(crate) struct CallState {
     span: Span,
-    request: RequestFacts,
+    request: Arc<RequestFacts>,
     config: Arc<Config>,
     status: u16,
     started: Instant,
@@ -103,7 +103,7 @@ pub(crate) struct CallState {
 impl CallState {
     pub(crate) fn new(
         span: Span,
-        request: RequestFacts,
+        request: Arc<RequestFacts>,
         started: Instant,
         response: &reqwest::Response,
         config: &Arc<Config>,
