@@ -258,7 +258,7 @@ impl std::fmt::Debug for RequestFacts {
 impl RequestFacts {
     /// The facts of `request`, with the region taken from the gateway's own hosts only (the
     /// middleware uses the regions configured on its builder). For using the pure
-    /// [`diagnose`](crate::diagnose) and [`preflight`](crate::diagnose::preflight) functions
+    /// [`diagnose`](crate::diagnose) and [`preflight`](fn@crate::diagnose::preflight) functions
     /// on your own.
     ///
     /// ```

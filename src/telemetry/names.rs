@@ -161,25 +161,25 @@ pub const TRACING_TARGET: &str = "llm_gateway_otel";
 
 // ---- Metrics (OTel instrument names; Prometheus names in the comments) -------------------
 /// Histogram, s: one point per call, from sending to the end of the body
-/// [`gen_ai_client_operation_duration_seconds`].
+/// (Prometheus: `gen_ai_client_operation_duration_seconds`).
 pub const METRIC_OPERATION_DURATION: &str = "gen_ai.client.operation.duration";
 /// Histogram, `{token}`: input and output tokens per call, by `gen_ai.token.type`
-/// [`gen_ai_client_token_usage`].
+/// (Prometheus: `gen_ai_client_token_usage`).
 pub const METRIC_TOKEN_USAGE: &str = "gen_ai.client.token.usage";
 /// Histogram, s: time to the first chunk of a streamed answer
-/// [`gen_ai_client_operation_time_to_first_chunk_seconds`].
+/// (Prometheus: `gen_ai_client_operation_time_to_first_chunk_seconds`).
 pub const METRIC_TIME_TO_FIRST_CHUNK: &str = "gen_ai.client.operation.time_to_first_chunk";
 /// Histogram, s: one point per HTTP attempt, from sending to the response head
-/// [`http_client_request_duration_seconds`].
+/// (Prometheus: `http_client_request_duration_seconds`).
 pub const METRIC_HTTP_CLIENT_DURATION: &str = "http.client.request.duration";
-/// Counter: re-sends, by `llm_gateway.retry.reason` [`llm_gateway_client_retries_total`].
+/// Counter: re-sends, by `llm_gateway.retry.reason` (Prometheus: `llm_gateway_client_retries_total`).
 pub const METRIC_RETRIES: &str = "llm_gateway.client.retries";
 /// Gauge: `X-RateLimit-Remaining` of the latest response per model and region
-/// [`llm_gateway_rate_limit_remaining`].
+/// (Prometheus: `llm_gateway_rate_limit_remaining`).
 pub const METRIC_RATE_LIMIT_REMAINING: &str = "llm_gateway.rate_limit.remaining";
-/// Gauge: `X-RateLimit-Limit` [`llm_gateway_rate_limit_limit`].
+/// Gauge: `X-RateLimit-Limit` (Prometheus: `llm_gateway_rate_limit_limit`).
 pub const METRIC_RATE_LIMIT_LIMIT: &str = "llm_gateway.rate_limit.limit";
-/// Gauge, s: `X-RateLimit-Reset`, time until the window resets [`llm_gateway_rate_limit_reset_seconds`].
+/// Gauge, s: `X-RateLimit-Reset`, time until the window resets (Prometheus: `llm_gateway_rate_limit_reset_seconds`).
 pub const METRIC_RATE_LIMIT_RESET: &str = "llm_gateway.rate_limit.reset";
 /// Every metric name above, for tests that check dashboards against what is emitted.
 pub const METRIC_NAMES: [&str; 8] = [
