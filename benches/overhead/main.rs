@@ -4,6 +4,7 @@
 //! ```sh
 //! cargo bench --bench overhead                      # the full run (about two minutes)
 //! cargo bench --bench overhead -- --quick           # shorter phases, fewer rounds
+//! cargo bench --bench overhead -- --collector dead  # spans and metrics sent to a collector that never answers
 //! cargo bench --bench overhead -- --rounds 10 --phase-ms 800
 //! ```
 //!
@@ -74,6 +75,8 @@ struct Options {
     workloads: Vec<Workload>,
     /// Only run this many calls of one variant (for a profiler), and report nothing.
     profile: Option<(Kind, usize)>,
+    /// Export to a collector that accepts connections and never answers.
+    dead_collector: bool,
 }
 
 impl Options {
@@ -84,6 +87,7 @@ impl Options {
             concurrencies: vec![1, 64],
             workloads: WORKLOADS.to_vec(),
             profile: None,
+            dead_collector: false,
         };
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
@@ -97,6 +101,11 @@ impl Options {
                 "--quick" => {
                     o.rounds = 3;
                     o.phase = Duration::from_millis(250);
+                }
+                "--collector" => {
+                    let how = args.next().unwrap_or_default();
+                    assert!(how == "dead" || how == "live", "--collector dead|live");
+                    o.dead_collector = how == "dead";
                 }
                 "--rounds" => o.rounds = value("--rounds") as usize,
                 "--phase-ms" => o.phase = Duration::from_millis(value("--phase-ms")),
@@ -158,7 +167,23 @@ fn main() {
         .expect("runtime");
     let telemetry = {
         let _in_runtime = rt.enter();
-        Telemetry::to_sink(sink)
+        if options.dead_collector {
+            // Accepts every connection and never answers: exports hang until they time out.
+            let hole = std::net::TcpListener::bind("127.0.0.1:0").expect("black hole");
+            let addr = hole.local_addr().expect("black hole address");
+            hole.set_nonblocking(true).expect("non-blocking");
+            let hole = tokio::net::TcpListener::from_std(hole).expect("black hole listener");
+            rt.spawn(async move {
+                let mut held = Vec::new();
+                while let Ok((socket, _)) = hole.accept().await {
+                    held.push(socket);
+                }
+            });
+            println!("exporting to a black-hole collector at {addr}\n");
+            Telemetry::to(addr, false)
+        } else {
+            Telemetry::to_sink(sink)
+        }
     };
     tracing::dispatcher::set_global_default(telemetry.dispatch.clone()).expect("subscriber");
     let meter = opentelemetry::metrics::MeterProvider::meter(
