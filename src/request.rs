@@ -463,14 +463,29 @@ const OTHER_KEY_HEADERS: [&str; 5] = [
 /// header name.
 pub(crate) fn is_misnamed_auth_header(name: &str) -> bool {
     name != AUTHORIZATION
-        && (OTHER_KEY_HEADERS.contains(&name) || edit_distance(name, AUTHORIZATION) <= 2)
+        && (OTHER_KEY_HEADERS.contains(&name)
+            // Lengths 3 apart are at least 3 edits apart: most headers stop here.
+            || name.len().abs_diff(AUTHORIZATION.len()) <= 2 && edit_distance(name, AUTHORIZATION) <= 2)
 }
 
 /// Levenshtein distance over bytes (the names compared are ASCII).
 pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
     let (a, b) = (a.as_bytes(), b.as_bytes());
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    let mut cur = vec![0; b.len() + 1];
+    // Two rows of the table; on the stack for the short names this runs on for every request.
+    const STACK: usize = 64;
+    let (mut prev_s, mut cur_s) = ([0usize; STACK], [0usize; STACK]);
+    let (mut prev_h, mut cur_h);
+    let (prev, cur): (&mut [usize], &mut [usize]) = if b.len() < STACK {
+        (&mut prev_s[..=b.len()], &mut cur_s[..=b.len()])
+    } else {
+        prev_h = vec![0; b.len() + 1];
+        cur_h = vec![0; b.len() + 1];
+        (&mut prev_h, &mut cur_h)
+    };
+    for (j, p) in prev.iter_mut().enumerate() {
+        *p = j;
+    }
+    let (mut prev, mut cur) = (prev, cur);
     for (i, &ca) in a.iter().enumerate() {
         cur[0] = i + 1;
         for (j, &cb) in b.iter().enumerate() {
@@ -543,24 +558,17 @@ struct WireRequest {
 /// recorded; they are collected only so that an echo of them in an error body can be redacted.
 fn secrets_of(request: &reqwest::Request) -> Vec<String> {
     let mut secrets = Vec::new();
-    let names = request
-        .headers()
-        .keys()
-        .filter(|n| {
-            let n = n.as_str();
-            n == AUTHORIZATION || is_misnamed_auth_header(n) || crate::redact::is_secret_name(n)
-        })
-        .cloned()
-        .collect::<Vec<_>>();
-    for name in names {
-        for value in request.headers().get_all(&name) {
-            let Ok(v) = value.to_str() else { continue };
-            let v = v.trim();
-            if let Some((_, token)) = v.split_once(' ') {
-                push_secret(&mut secrets, token.trim());
-            }
-            push_secret(&mut secrets, v);
+    for (name, value) in request.headers() {
+        let n = name.as_str();
+        if !(n == AUTHORIZATION || is_misnamed_auth_header(n) || crate::redact::is_secret_name(n)) {
+            continue;
         }
+        let Ok(v) = value.to_str() else { continue };
+        let v = v.trim();
+        if let Some((_, token)) = v.split_once(' ') {
+            push_secret(&mut secrets, token.trim());
+        }
+        push_secret(&mut secrets, v);
     }
     for (k, v) in request.url().query_pairs() {
         if crate::redact::is_secret_name(&k) {
