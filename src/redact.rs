@@ -6,29 +6,43 @@ use std::borrow::Cow;
 /// What a secret is replaced with.
 pub const REDACTED: &str = "[REDACTED]";
 
-/// Whether a header or query-parameter name usually carries a secret.
+/// Whether a header or query-parameter name usually carries a secret. The name is read as
+/// words (split on anything but letters and digits): a word ending in `key` or `token`,
+/// starting with `auth`, `signature` or `credential`, the word `sig`, or one holding `secret`
+/// or `passw`. Words merely containing those letters (`max_tokens`, `design`) are not secrets.
 ///
 /// ```
 /// use llm_gateway_otel::redact::is_secret_name;
 /// assert!(is_secret_name("api_key"));
 /// assert!(is_secret_name("Authorization"));
+/// assert!(is_secret_name("x-access-token"));
 /// assert!(!is_secret_name("model"));
+/// assert!(!is_secret_name("max_tokens"));
 /// ```
 pub fn is_secret_name(name: &str) -> bool {
-    let n = name.to_ascii_lowercase();
-    [
-        "key",
-        "token",
-        "secret",
-        "auth",
-        "password",
-        "passwd",
-        "signature",
-        "sig",
-        "credential",
-    ]
-    .iter()
-    .any(|s| n.contains(s))
+    fn has(word: &[u8], part: &str) -> bool {
+        word.windows(part.len())
+            .any(|w| w.eq_ignore_ascii_case(part.as_bytes()))
+    }
+    fn starts(word: &[u8], part: &str) -> bool {
+        word.len() >= part.len() && word[..part.len()].eq_ignore_ascii_case(part.as_bytes())
+    }
+    fn ends(word: &[u8], part: &str) -> bool {
+        word.len() >= part.len()
+            && word[word.len() - part.len()..].eq_ignore_ascii_case(part.as_bytes())
+    }
+    name.as_bytes()
+        .split(|b| !b.is_ascii_alphanumeric())
+        .any(|w| {
+            ends(w, "key")
+                || ends(w, "token")
+                || starts(w, "auth")
+                || starts(w, "signature")
+                || starts(w, "credential")
+                || w.eq_ignore_ascii_case(b"sig")
+                || has(w, "secret")
+                || has(w, "passw")
+        })
 }
 
 /// Replaces every occurrence of a known secret, and every key-like token, with
@@ -197,6 +211,39 @@ mod tests {
         let once = redact("key REDACTED 0123456789abcdef0123456789abcdef", &secrets).into_owned();
         assert_eq!(once, "key REDACTED [REDACTED]");
         assert_eq!(redact(&once, &secrets), once);
+    }
+
+    #[test]
+    fn secret_names_are_words_not_letters() {
+        for name in [
+            "api_key",
+            "apikey",
+            "x-api-key",
+            "key",
+            "Authorization",
+            "authorisation",
+            "x-auth-token",
+            "access_token",
+            "client_secret",
+            "password",
+            "passwd",
+            "sig",
+            "signature",
+            "credentials",
+        ] {
+            assert!(is_secret_name(name), "{name}");
+        }
+        for name in [
+            "max_tokens",
+            "tokens",
+            "model",
+            "design",
+            "keyboard",
+            "stream",
+            "temperature",
+        ] {
+            assert!(!is_secret_name(name), "{name}");
+        }
     }
 
     #[test]

@@ -584,3 +584,46 @@ fn push_secret(secrets: &mut Vec<String>, value: &str) {
         secrets.push(value.to_owned());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts(url: &str, headers: &[(&str, &str)]) -> RequestFacts {
+        let client = reqwest::Client::new();
+        let mut builder = client.post(url).body(r#"{"model":"gpt-4o","messages":[]}"#);
+        for (k, v) in headers {
+            builder = builder.header(*k, *v);
+        }
+        RequestFacts::from_request(&builder.build().unwrap())
+    }
+
+    #[test]
+    fn a_key_in_the_query_is_seen_and_other_parameters_are_not_keys() {
+        let url = "https://llm-gateway.assemblyai.com/v1/chat/completions";
+        let with_key = facts(&format!("{url}?api_key=abcdef123456"), &[]);
+        assert_eq!(with_key.auth.key_in_query.as_deref(), Some("api_key"));
+        assert_eq!(with_key.secrets, vec!["abcdef123456".to_owned()]);
+        let plain = facts(&format!("{url}?max_tokens=100000&stream=true"), &[]);
+        assert_eq!(plain.auth.key_in_query, None);
+        assert!(plain.secrets.is_empty());
+    }
+
+    #[test]
+    fn credentials_are_collected_from_every_auth_like_header() {
+        let url = "https://llm-gateway.assemblyai.com/v1/chat/completions";
+        let f = facts(
+            url,
+            &[
+                ("authorization", "Bearer sk-live-123456"),
+                ("autorization", "typo-key-999"),
+                ("content-type", "application/json"),
+            ],
+        );
+        assert!(f.secrets.contains(&"sk-live-123456".to_owned()));
+        assert!(f.secrets.contains(&"Bearer sk-live-123456".to_owned()));
+        assert!(f.secrets.contains(&"typo-key-999".to_owned()));
+        assert!(!f.secrets.iter().any(|s| s.contains("application/json")));
+        assert_eq!(f.auth.misnamed_header.as_deref(), Some("autorization"));
+    }
+}
