@@ -127,7 +127,9 @@ pub(crate) fn record_transport_failure(
 ) {
     let error_type = crate::classify::classify_transport(err);
     call.record(ERROR_TYPE, error_type);
-    call.record(OTEL_STATUS_DESCRIPTION, bounded(&err.to_string()));
+    // reqwest's message names the URL, which may carry a key in its query.
+    let message = crate::redact::redact(&err.to_string(), &request.secrets).into_owned();
+    call.record(OTEL_STATUS_DESCRIPTION, bounded(&message));
     metrics.record_call(&CallSummary {
         request,
         outcome: None,

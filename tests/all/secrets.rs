@@ -101,3 +101,27 @@ async fn a_wrong_key_is_rejected_and_not_recorded() {
     );
     assert_eq!(capture.calls().len(), 2);
 }
+
+#[tokio::test]
+async fn a_failed_connection_does_not_record_the_key_from_the_url() {
+    let capture = Capture::start();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let client = client_for(&addr.to_string(), llm_gateway_otel::Region::US);
+    let err = client
+        .post(format!(
+            "http://{addr}/v1/chat/completions?api_key={ODD_KEY}"
+        ))
+        .json(&chat("gpt-4o"))
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains(ODD_KEY),
+        "reqwest's own message names the URL: {err}"
+    );
+    let recorded = everything_recorded(&capture.spans());
+    assert!(recorded.contains("connect"), "{recorded}");
+    assert!(!recorded.contains(ODD_KEY), "{recorded}");
+}
