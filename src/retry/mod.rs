@@ -213,15 +213,11 @@ pub(crate) async fn send(
                     .record_retry(facts, WaitReason::Fallback.as_str());
                 next_fallback += 1;
                 retries_on_model = 0;
+                // Once per model: later retries re-send this rewritten body as it is.
+                rewrite_body(&mut again, |b| body::with_model(b, &to));
                 model = Some(to);
             }
             Decision::Done | Decision::Stop(_) => {}
-        }
-        if let Some(m) = model
-            .as_deref()
-            .filter(|m| Some(*m) != facts.model.as_deref())
-        {
-            rewrite_body(&mut again, |b| body::with_model(b, m));
         }
         request = again;
         resends += 1;

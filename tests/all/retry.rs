@@ -643,3 +643,30 @@ async fn pacing_keeps_each_models_window_apart() {
         "gpt-4o's second call waits for gpt-4o's reset"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn retries_after_a_fallback_keep_the_fallback_model() {
+    let sim = Simulator::start().await.unwrap();
+    let client = retrying(
+        &sim,
+        Region::US,
+        Retry::default().fallback("claude-sonnet-4-6", ["gemini-2.5-flash"]),
+    );
+    sim.inject_for_model(
+        "claude-sonnet-4-6",
+        Fault::RateLimited { retry_after_s: 300 },
+    );
+    sim.inject_for_model("gemini-2.5-flash", Fault::Status(503));
+    let r = client
+        .post(sim.chat_url())
+        .json(&chat("claude-sonnet-4-6"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    r.bytes().await.unwrap();
+    assert_eq!(
+        models_sent(&sim),
+        vec!["claude-sonnet-4-6", "gemini-2.5-flash", "gemini-2.5-flash"]
+    );
+}
