@@ -526,12 +526,14 @@ impl Variant {
                 )
             }
             Kind::Gateway => {
-                let middleware = GatewayMiddleware::builder()
+                let mut b = GatewayMiddleware::builder()
                     .gateway_host(server.to_string(), Region::US)
-                    .retry(Retry::default())
-                    .meter(meter.clone())
-                    .build()
-                    .expect("middleware config");
+                    .retry(Retry::default());
+                // `BENCH_NO_METRICS=1` (a diagnostic): the global meter, a no-op here.
+                if std::env::var_os("BENCH_NO_METRICS").is_none() {
+                    b = b.meter(meter.clone());
+                }
+                let middleware = b.build().expect("middleware config");
                 Variant::Middleware(kind, ClientBuilder::new(client).with(middleware).build())
             }
         }
@@ -701,6 +703,13 @@ pub async fn run(
                 i += 1;
             }
             Ok::<_, String>(timings)
+        };
+        // `BENCH_NO_SPANS=1` (a diagnostic): run under no subscriber, so that only the
+        // middleware's own work is left; see BENCHMARKS.md, "Where the time goes".
+        let dispatch = if std::env::var_os("BENCH_NO_SPANS").is_some() {
+            Some(tracing::Dispatch::none())
+        } else {
+            dispatch.clone()
         };
         tasks.push(match &dispatch {
             Some(d) => tokio::spawn(task.with_subscriber(d.clone())),
