@@ -10,6 +10,7 @@ use crate::region::Region;
 use crate::request::{GatewayMatcher, RegionMap, RequestMatcher};
 use crate::retry::{Retry, RetryState};
 use crate::telemetry::metrics::Metrics;
+use crate::telemetry::TracerSource;
 use crate::GatewayMiddleware;
 
 /// Default cap on the error body recorded on a span: the first 8 KiB.
@@ -27,6 +28,8 @@ pub(crate) struct Config {
     pub(crate) preflight: PreflightMode,
     /// Set when the user allows one cached `GET /v1/models` per gateway host.
     pub(crate) catalog: Option<Arc<ModelCatalog>>,
+    /// The tracer the spans are recorded with.
+    pub(crate) tracer: TracerSource,
 }
 
 impl Default for Config {
@@ -39,6 +42,7 @@ impl Default for Config {
             retry: None,
             preflight: PreflightMode::default(),
             catalog: None,
+            tracer: TracerSource::default(),
         }
     }
 }
@@ -85,6 +89,7 @@ pub struct GatewayMiddlewareBuilder {
     regions: RegionMap,
     error_body_limit: Option<usize>,
     meter: Option<opentelemetry::metrics::Meter>,
+    tracer: TracerSource,
     retry: Option<Retry>,
     preflight: PreflightMode,
     lookup_region_models: bool,
@@ -135,6 +140,30 @@ impl GatewayMiddlewareBuilder {
         self
     }
 
+    /// The tracer provider the spans are recorded with (default: the global tracer provider,
+    /// which [`crate::init`] sets, read at the first call). Spans are recorded through the
+    /// OpenTelemetry API, so a `tracing-opentelemetry` layer alone does not receive them: set
+    /// the global provider, or pass the provider here. Their parent is the current
+    /// OpenTelemetry context, which `tracing-opentelemetry` sets to the entered `tracing` span.
+    ///
+    /// ```
+    /// use opentelemetry_sdk::trace::SdkTracerProvider;
+    /// let provider = SdkTracerProvider::builder().build();
+    /// let middleware = llm_gateway_otel::GatewayMiddleware::builder()
+    ///     .tracer_provider(&provider)
+    ///     .build()
+    ///     .unwrap();
+    /// ```
+    pub fn tracer_provider<P>(mut self, provider: &P) -> Self
+    where
+        P: opentelemetry::trace::TracerProvider,
+        P::Tracer: Send + Sync + 'static,
+        <P::Tracer as opentelemetry::trace::Tracer>::Span: Send + Sync + 'static,
+    {
+        self.tracer = TracerSource::from_provider(provider);
+        self
+    }
+
     /// Retry 429s, 5xx, timeouts and connect errors with backoff, honouring the server's
     /// hints, and fall back to other models (off unless set; see [`Retry`]).
     pub fn retry(mut self, retry: Retry) -> Self {
@@ -182,6 +211,7 @@ impl GatewayMiddlewareBuilder {
             catalog: self
                 .lookup_region_models
                 .then(|| Arc::new(ModelCatalog::new())),
+            tracer: self.tracer,
         }))
     }
 }

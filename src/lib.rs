@@ -102,13 +102,22 @@ impl Middleware for GatewayMiddleware {
             return next.run(req, extensions).await;
         }
         let facts = Arc::new(Facts::read(&req, &self.config.regions));
-        let call = telemetry::call_span(&facts);
+        let call = telemetry::call_span(&self.config.tracer, &facts);
         let report = report::ReportHandle::start(&req, &facts, extensions);
         preflight(&self.config, &call, &facts, &report)?;
         let started = Instant::now();
-        let cancelled = telemetry::CancelGuard::new(&call);
-        let result = retry::send(&self.config, &call, &facts, &report, req, extensions, next).await;
-        cancelled.disarm();
+        let guard = telemetry::CancelGuard::new(call);
+        let result = retry::send(
+            &self.config,
+            guard.span(),
+            &facts,
+            &report,
+            req,
+            extensions,
+            next,
+        )
+        .await;
+        let call = guard.disarm();
         match result {
             Ok(response) => {
                 let state = observe::CallState::new(
@@ -133,6 +142,7 @@ impl Middleware for GatewayMiddleware {
                     &self.config.metrics,
                 );
                 transport_failed(&call, &facts, &err, &report);
+                call.end();
                 Err(err)
             }
         }
@@ -143,7 +153,7 @@ impl Middleware for GatewayMiddleware {
 /// report; with [`PreflightMode::FailFast`] a request the gateway would reject is not sent.
 fn preflight(
     config: &Config,
-    call: &tracing::Span,
+    call: &telemetry::SpanHandle,
     facts: &Facts,
     report: &report::ReportHandle,
 ) -> reqwest_middleware::Result<()> {
@@ -181,7 +191,7 @@ fn preflight(
 
 /// A call that got no response: its diagnosis on the span and in the report.
 fn transport_failed(
-    call: &tracing::Span,
+    call: &telemetry::SpanHandle,
     facts: &Facts,
     err: &reqwest_middleware::Error,
     report: &report::ReportHandle,

@@ -186,13 +186,9 @@ fn main() {
         }
     };
     tracing::dispatcher::set_global_default(telemetry.dispatch.clone()).expect("subscriber");
-    let meter = opentelemetry::metrics::MeterProvider::meter(
-        &telemetry.meter_provider,
-        llm_gateway_otel::names::TRACING_TARGET,
-    );
     let variants: Vec<Arc<Variant>> = KINDS
         .iter()
-        .map(|&k| Arc::new(Variant::new(k, server, &meter)))
+        .map(|&k| Arc::new(Variant::new(k, server, &telemetry)))
         .collect();
 
     if let Some((kind, calls)) = options.profile {

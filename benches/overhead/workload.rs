@@ -380,10 +380,11 @@ fn varint(msg: &mut &[u8]) -> Option<u64> {
     None
 }
 
-/// The export pipeline: `tracing` → `tracing-opentelemetry` → batch span processor → OTLP
-/// gRPC (tonic) → the sink; and a meter provider exporting OTLP gRPC to the sink. Configured
-/// as `llm_gateway_otel::init()` configures it (same layer settings, SDK defaults for the
-/// batch processor), with the filter also letting `reqwest_tracing`'s spans through.
+/// The export pipeline: a tracer provider with a batch span processor → OTLP gRPC (tonic) →
+/// the sink, which the middleware records with and which `tracing` reaches through
+/// `tracing-opentelemetry` (reqwest-tracing's spans); and a meter provider exporting OTLP
+/// gRPC to the sink. Configured as `llm_gateway_otel::init()` configures it (same layer
+/// settings, SDK defaults for the batch processor).
 pub struct Telemetry {
     pub dispatch: tracing::Dispatch,
     pub tracer_provider: SdkTracerProvider,
@@ -442,10 +443,7 @@ impl Telemetry {
             .with_threads(false)
             .with_target(false)
             .with_tracked_inactivity(false)
-            .with_filter(EnvFilter::new(format!(
-                "{}=info,reqwest_tracing=info",
-                llm_gateway_otel::names::TRACING_TARGET
-            )));
+            .with_filter(EnvFilter::new("info"));
         let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(otel));
         Telemetry {
             dispatch,
@@ -505,7 +503,8 @@ pub enum Variant {
 }
 
 impl Variant {
-    pub fn new(kind: Kind, server: SocketAddr, meter: &opentelemetry::metrics::Meter) -> Variant {
+    /// A client of `kind` recording (when it records) with `telemetry`'s providers.
+    pub fn new(kind: Kind, server: SocketAddr, telemetry: &Telemetry) -> Variant {
         let client = reqwest::Client::builder()
             .pool_max_idle_per_host(256)
             .build()
@@ -529,9 +528,19 @@ impl Variant {
                 let mut b = GatewayMiddleware::builder()
                     .gateway_host(server.to_string(), Region::US)
                     .retry(Retry::default());
-                // `BENCH_NO_METRICS=1` (a diagnostic): the global meter, a no-op here.
+                // `BENCH_NO_SPANS=1` / `BENCH_NO_METRICS=1` (diagnostics): a no-op tracer or
+                // meter, so that the middleware's own work can be told from its recording
+                // and exporting; see BENCHMARKS.md, "Where the time goes".
+                b = if std::env::var_os("BENCH_NO_SPANS").is_some() {
+                    b.tracer_provider(&opentelemetry::trace::noop::NoopTracerProvider::new())
+                } else {
+                    b.tracer_provider(&telemetry.tracer_provider)
+                };
                 if std::env::var_os("BENCH_NO_METRICS").is_none() {
-                    b = b.meter(meter.clone());
+                    b = b.meter(opentelemetry::metrics::MeterProvider::meter(
+                        &telemetry.meter_provider,
+                        llm_gateway_otel::names::TRACING_TARGET,
+                    ));
                 }
                 let middleware = b.build().expect("middleware config");
                 Variant::Middleware(kind, ClientBuilder::new(client).with(middleware).build())
@@ -703,13 +712,6 @@ pub async fn run(
                 i += 1;
             }
             Ok::<_, String>(timings)
-        };
-        // `BENCH_NO_SPANS=1` (a diagnostic): run under no subscriber, so that only the
-        // middleware's own work is left; see BENCHMARKS.md, "Where the time goes".
-        let dispatch = if std::env::var_os("BENCH_NO_SPANS").is_some() {
-            Some(tracing::Dispatch::none())
-        } else {
-            dispatch.clone()
         };
         tasks.push(match &dispatch {
             Some(d) => tokio::spawn(task.with_subscriber(d.clone())),

@@ -1,5 +1,8 @@
 //! Export: sets up OpenTelemetry trace and metric export from the standard `OTEL_*`
-//! environment variables and connects `tracing` to it, returning a guard that flushes on drop.
+//! environment variables, installs the tracer and meter providers as the global ones (the
+//! middleware records with them), and connects `tracing` to the same export (the
+//! application's info-level `tracing` spans are exported too, and a gateway call made inside
+//! one is its child), returning a guard that flushes on drop.
 //!
 //! | variable | effect |
 //! | --- | --- |
@@ -347,8 +350,9 @@ impl Init {
         Ok(builder.build())
     }
 
-    /// Builds the providers, installs the global `tracing` subscriber and makes the meter
-    /// provider the global one (build the middleware after this, so that it finds it).
+    /// Builds the providers, installs the global `tracing` subscriber and makes the tracer
+    /// and meter providers the global ones (build the middleware after this, so that it
+    /// finds the meter).
     pub fn install(self) -> Result<TelemetryGuard, InitError> {
         let meter_provider = self.build_meter_provider()?;
         let provider = self.build_provider()?;
@@ -361,10 +365,7 @@ impl Init {
             .with_threads(false)
             .with_target(false)
             .with_tracked_inactivity(false)
-            .with_filter(EnvFilter::new(format!(
-                "{}=info",
-                crate::names::TRACING_TARGET
-            )));
+            .with_filter(EnvFilter::new("info"));
         let fmt = tracing_subscriber::fmt::layer()
             .with_writer(std::io::stderr)
             .with_filter(
@@ -375,6 +376,7 @@ impl Init {
             .with(fmt)
             .try_init()
             .map_err(|e| InitError(format!("a global tracing subscriber is already set: {e}")))?;
+        opentelemetry::global::set_tracer_provider(provider.clone());
         if let Some(m) = &meter_provider {
             opentelemetry::global::set_meter_provider(m.clone());
         }

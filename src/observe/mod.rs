@@ -15,10 +15,10 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use crate::telemetry::SpanHandle;
 use bytes::Bytes;
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use http_body_util::BodyExt;
-use tracing::Span;
 
 use crate::classify::{classify_response, BodyEnd, ResponseVerdictInput};
 use crate::config::Config;
@@ -82,7 +82,7 @@ enum Parser {
 
 /// The state of one call while its body passes; consumed when the body ends.
 pub(crate) struct CallState {
-    span: Span,
+    span: SpanHandle,
     request: Arc<RequestFacts>,
     config: Arc<Config>,
     status: u16,
@@ -102,7 +102,7 @@ pub(crate) struct CallState {
 
 impl CallState {
     pub(crate) fn new(
-        span: Span,
+        span: SpanHandle,
         request: Arc<RequestFacts>,
         started: Instant,
         response: &reqwest::Response,
@@ -216,7 +216,12 @@ impl CallState {
             json: outcome.json,
             end,
         });
-        crate::telemetry::record_outcome(&self.span, &outcome, error_type.as_ref());
+        crate::telemetry::record_outcome(
+            &self.span,
+            &outcome,
+            self.request.stream,
+            error_type.as_ref(),
+        );
         let diagnosis = crate::diagnose::diagnose(&crate::diagnose::DiagnosisInput::of_outcome(
             &self.request,
             &outcome,
@@ -233,7 +238,8 @@ impl CallState {
             error_type: error_type.as_deref(),
             duration: self.started.elapsed(),
         });
-        // `self.span` is dropped here: the call's span ends with its body.
+        // The call's span ends with its body.
+        self.span.end();
     }
 }
 

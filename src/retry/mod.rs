@@ -16,12 +16,11 @@ mod policy;
 use std::time::Duration;
 
 use http::Extensions;
+use opentelemetry::trace::FutureExt as _;
 use opentelemetry::KeyValue;
 use reqwest_middleware::Next;
 use reqwest_retry::Retryable;
 use tokio::time::Instant;
-use tracing::{Instrument, Span};
-use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 pub use budget::BudgetConfig;
 pub use hints::{server_wait, WaitReason};
@@ -35,7 +34,7 @@ use crate::names::*;
 use crate::ratelimit::RateLimit;
 use crate::report::{AttemptRecord, ReportHandle};
 use crate::request::RequestFacts;
-use crate::telemetry;
+use crate::telemetry::{self, SpanHandle};
 
 /// Shared state of the retry feature: the settings, the client-wide budget and pacer.
 #[derive(Debug)]
@@ -88,7 +87,7 @@ enum Decision {
 /// Sends the call, with retries and fallbacks when the middleware has them.
 pub(crate) async fn send(
     config: &Config,
-    call: &Span,
+    call: &SpanHandle,
     facts: &RequestFacts,
     report: &ReportHandle,
     mut request: reqwest::Request,
@@ -201,7 +200,7 @@ pub(crate) async fn send(
                 retries_on_model += 1;
             }
             Decision::Fallback(to) => {
-                call.add_event(
+                call.event(
                     EVENT_FALLBACK,
                     vec![
                         KeyValue::new(GEN_AI_REQUEST_MODEL, model.clone().unwrap_or_default()),
@@ -227,7 +226,7 @@ pub(crate) async fn send(
 /// What every attempt of one call shares.
 struct Sender<'a> {
     config: &'a Config,
-    call: &'a Span,
+    call: &'a SpanHandle,
     facts: &'a RequestFacts,
     report: &'a ReportHandle,
 }
@@ -241,10 +240,14 @@ impl Sender<'_> {
         next: Next<'_>,
         resends: u32,
     ) -> reqwest_middleware::Result<reqwest::Response> {
-        let span = telemetry::attempt_span(self.call, &request, i64::from(resends));
+        let span =
+            telemetry::attempt_span(&self.config.tracer, self.call, &request, i64::from(resends));
         let sent_at = std::time::SystemTime::now();
         let started = std::time::Instant::now();
-        let result = next.run(request, extensions).instrument(span.clone()).await;
+        let result = next
+            .run(request, extensions)
+            .with_context(span.context().clone())
+            .await;
         let elapsed = started.elapsed();
         telemetry::end_attempt(&span, &result, self.facts, elapsed, &self.config.metrics);
         let record = AttemptRecord::of(resends, sent_at, elapsed, &result);
@@ -254,26 +257,26 @@ impl Sender<'_> {
 }
 
 fn finish(
-    call: &Span,
+    call: &SpanHandle,
     resends: u32,
     result: reqwest_middleware::Result<reqwest::Response>,
 ) -> reqwest_middleware::Result<reqwest::Response> {
-    call.set_attribute(HTTP_REQUEST_RESEND_COUNT, i64::from(resends));
+    call.set(KeyValue::new(HTTP_REQUEST_RESEND_COUNT, i64::from(resends)));
     result
 }
 
 fn stop_with(
-    call: &Span,
+    call: &SpanHandle,
     stop: Stop,
     resends: u32,
     result: reqwest_middleware::Result<reqwest::Response>,
 ) -> reqwest_middleware::Result<reqwest::Response> {
-    call.set_attribute(LLM_GATEWAY_RETRY_STOP_REASON, stop.as_str());
+    call.set(KeyValue::new(LLM_GATEWAY_RETRY_STOP_REASON, stop.as_str()));
     finish(call, resends, result)
 }
 
-fn wait_event(call: &Span, reason: WaitReason, wait: Duration, resends: u32) {
-    call.add_event(
+fn wait_event(call: &SpanHandle, reason: WaitReason, wait: Duration, resends: u32) {
+    call.event(
         EVENT_RETRY_WAIT,
         vec![
             KeyValue::new(LLM_GATEWAY_RETRY_REASON, reason.as_str()),
@@ -288,7 +291,7 @@ fn wait_event(call: &Span, reason: WaitReason, wait: Duration, resends: u32) {
 /// we retry.
 fn prepare_body(
     settings: &Retry,
-    call: &Span,
+    call: &SpanHandle,
     facts: &RequestFacts,
     request: &mut reqwest::Request,
     chain: &[String],
@@ -308,7 +311,7 @@ fn prepare_body(
                 .is_some_and(body::gateway_retries)
         });
         if gateway_retries {
-            call.set_attribute(LLM_GATEWAY_RETRY_GATEWAY_RETRY, true);
+            call.set(KeyValue::new(LLM_GATEWAY_RETRY_GATEWAY_RETRY, true));
         }
     }
 }

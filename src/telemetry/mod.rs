@@ -6,13 +6,16 @@ pub mod metrics;
 pub mod names;
 
 use std::borrow::Cow;
+use std::sync::{Arc, OnceLock};
 
-use opentelemetry::{Array, KeyValue, StringValue, Value};
-use tracing::field::Empty;
-use tracing::Span;
-use tracing_opentelemetry::OpenTelemetrySpanExt;
+use opentelemetry::global::BoxedTracer;
+use opentelemetry::trace::{
+    Span as _, SpanBuilder, SpanKind, Status, TraceContextExt, Tracer, TracerProvider,
+};
+use opentelemetry::{Array, Context, KeyValue, StringValue, Value};
 
 use crate::diagnose::{Diagnosis, Finding, Level};
+use crate::observe::json::JsonStatus;
 use crate::observe::ResponseOutcome;
 use crate::ratelimit::RateLimit;
 use crate::request::RequestFacts;
@@ -22,93 +25,195 @@ use names::*;
 /// Longest status description put on a span.
 const MAX_STATUS_DESCRIPTION: usize = 256;
 
-/// Starts the logical span of one gateway call. Its start time is the time the request is
-/// sent. The fields a `tracing` subscriber (say, `fmt`) shows are declared here; the rest are
-/// OpenTelemetry attributes set through `tracing-opentelemetry`.
-pub(crate) fn call_span(facts: &RequestFacts) -> Span {
-    let name = match &facts.model {
-        Some(model) => format!("{OPERATION_CHAT} {model}"),
-        None => OPERATION_CHAT.to_owned(),
+/// Where the spans' tracer comes from: a provider given to the builder, or the global
+/// provider, looked up at the first call (so that a middleware built before
+/// [`crate::init`] still records).
+#[derive(Clone)]
+pub(crate) struct TracerSource(Arc<OnceLock<BoxedTracer>>);
+
+impl Default for TracerSource {
+    fn default() -> Self {
+        TracerSource(Arc::new(OnceLock::new()))
+    }
+}
+
+impl TracerSource {
+    pub(crate) fn from_provider<P>(provider: &P) -> TracerSource
+    where
+        P: TracerProvider,
+        P::Tracer: Send + Sync + 'static,
+        <P::Tracer as Tracer>::Span: Send + Sync + 'static,
+    {
+        let tracer = BoxedTracer::new(Box::new(provider.tracer(TRACING_TARGET)));
+        TracerSource(Arc::new(OnceLock::from(tracer)))
+    }
+
+    fn tracer(&self) -> &BoxedTracer {
+        self.0
+            .get_or_init(|| opentelemetry::global::tracer(TRACING_TARGET))
+    }
+}
+
+/// One span this crate records (a call's or an attempt's), held in an OpenTelemetry
+/// [`Context`]: clones are handles to the same span, and the context is the parent of what
+/// runs under it. Spans are recorded through the OpenTelemetry API directly, not through
+/// `tracing` spans, which cost several times more per attribute; the parent is the current
+/// OpenTelemetry context, which `tracing-opentelemetry` keeps in step with the entered
+/// `tracing` span.
+#[derive(Clone)]
+pub(crate) struct SpanHandle {
+    cx: Context,
+    recording: bool,
+}
+
+impl SpanHandle {
+    fn start(
+        tracer: &BoxedTracer,
+        parent: &Context,
+        name: impl Into<Cow<'static, str>>,
+        attributes: Vec<KeyValue>,
+    ) -> SpanHandle {
+        let builder = SpanBuilder::from_name(name)
+            .with_kind(SpanKind::Client)
+            .with_attributes(attributes);
+        let span = tracer.build_with_context(builder, parent);
+        let recording = span.is_recording();
+        SpanHandle {
+            cx: parent.with_span(span),
+            recording,
+        }
+    }
+
+    /// Whether anything set on the span is kept (false with a no-op or sampled-out tracer).
+    pub(crate) fn is_recording(&self) -> bool {
+        self.recording
+    }
+
+    /// The context with this span active: what runs under the span is parented to it.
+    pub(crate) fn context(&self) -> &Context {
+        &self.cx
+    }
+
+    pub(crate) fn set(&self, attribute: KeyValue) {
+        if self.recording {
+            self.cx.span().set_attribute(attribute);
+        }
+    }
+
+    fn set_all(&self, attributes: Vec<KeyValue>) {
+        if self.recording && !attributes.is_empty() {
+            self.cx.span().set_attributes(attributes);
+        }
+    }
+
+    pub(crate) fn event(&self, name: &'static str, attributes: Vec<KeyValue>) {
+        if self.recording {
+            self.cx.span().add_event(name, attributes);
+        }
+    }
+
+    /// Status Error with `description`.
+    fn fail(&self, description: String) {
+        if self.recording {
+            self.cx.span().set_status(Status::error(description));
+        }
+    }
+
+    /// Ends the span now (later calls do nothing).
+    pub(crate) fn end(&self) {
+        self.cx.span().end();
+    }
+}
+
+/// Starts the logical span of one gateway call, a child of the current context. Its start
+/// time is the time the request is sent.
+pub(crate) fn call_span(tracer: &TracerSource, facts: &RequestFacts) -> SpanHandle {
+    let tracer = tracer.tracer();
+    let name: Cow<'static, str> = match &facts.model {
+        Some(model) => format!("{OPERATION_CHAT} {model}").into(),
+        None => OPERATION_CHAT.into(),
     };
-    let span = tracing::info_span!(
-        target: TRACING_TARGET,
-        "chat",
-        { OTEL_NAME } = name,
-        { OTEL_KIND } = "client",
-        { OTEL_STATUS_CODE } = Empty,
-        { OTEL_STATUS_DESCRIPTION } = Empty,
-        { GEN_AI_OPERATION_NAME } = OPERATION_CHAT,
-        { GEN_AI_PROVIDER_NAME } = PROVIDER_NAME,
-        { GEN_AI_REQUEST_MODEL } = facts.model.as_deref(),
-        { GEN_AI_RESPONSE_MODEL } = Empty,
-        { LLM_GATEWAY_REQUEST_ID } = Empty,
-        { LLM_GATEWAY_REGION } = facts.region.as_str(),
-        { SERVER_ADDRESS } = facts.server_address.as_str(),
-        { HTTP_RESPONSE_STATUS_CODE } = Empty,
-        { ERROR_TYPE } = Empty,
-        { GEN_AI_USAGE_INPUT_TOKENS } = Empty,
-        { GEN_AI_USAGE_OUTPUT_TOKENS } = Empty,
-    );
-    if span.is_disabled() {
-        return span;
+    let mut attributes = Vec::with_capacity(32);
+    attributes.extend([
+        KeyValue::new(GEN_AI_OPERATION_NAME, OPERATION_CHAT),
+        KeyValue::new(GEN_AI_PROVIDER_NAME, PROVIDER_NAME),
+        KeyValue::new(LLM_GATEWAY_REGION, facts.region.as_str().to_owned()),
+        KeyValue::new(SERVER_ADDRESS, facts.server_address.clone()),
+    ]);
+    if let Some(model) = &facts.model {
+        attributes.push(KeyValue::new(GEN_AI_REQUEST_MODEL, model.clone()));
     }
     if let Some(port) = facts.server_port {
-        span.set_attribute(SERVER_PORT, i64::from(port));
+        attributes.push(KeyValue::new(SERVER_PORT, i64::from(port)));
     }
     if let Some(v) = facts.max_tokens {
-        span.set_attribute(GEN_AI_REQUEST_MAX_TOKENS, v);
+        attributes.push(KeyValue::new(GEN_AI_REQUEST_MAX_TOKENS, v));
     }
     if let Some(v) = facts.temperature {
-        span.set_attribute(GEN_AI_REQUEST_TEMPERATURE, v);
+        attributes.push(KeyValue::new(GEN_AI_REQUEST_TEMPERATURE, v));
     }
     if facts.described {
-        span.set_attribute(GEN_AI_REQUEST_STREAM, facts.stream);
+        attributes.push(KeyValue::new(GEN_AI_REQUEST_STREAM, facts.stream));
     }
-    span
+    SpanHandle::start(tracer, &Context::current(), name, attributes)
 }
 
 /// Starts the span of one HTTP attempt, a child of the call's span.
-pub(crate) fn attempt_span(call: &Span, request: &reqwest::Request, resend_count: i64) -> Span {
+pub(crate) fn attempt_span(
+    tracer: &TracerSource,
+    call: &SpanHandle,
+    request: &reqwest::Request,
+    resend_count: i64,
+) -> SpanHandle {
     let url = request.url();
-    tracing::info_span!(
-        target: TRACING_TARGET,
-        parent: call,
-        "POST",
-        { OTEL_NAME } = request.method().as_str(),
-        { OTEL_KIND } = "client",
-        { OTEL_STATUS_CODE } = Empty,
-        { HTTP_REQUEST_METHOD } = request.method().as_str(),
-        { URL_FULL } = crate::redact::redact_url(url),
-        { SERVER_ADDRESS } = url.host_str(),
-        { SERVER_PORT } = url.port_or_known_default().map(i64::from),
-        { HTTP_REQUEST_RESEND_COUNT } = resend_count,
-        { HTTP_RESPONSE_STATUS_CODE } = Empty,
-        { ERROR_TYPE } = Empty,
-    )
+    let method = request.method().as_str();
+    let mut attributes = Vec::with_capacity(8);
+    attributes.extend([
+        KeyValue::new(HTTP_REQUEST_METHOD, method.to_owned()),
+        KeyValue::new(URL_FULL, crate::redact::redact_url(url)),
+        KeyValue::new(HTTP_REQUEST_RESEND_COUNT, resend_count),
+    ]);
+    if let Some(host) = url.host_str() {
+        attributes.push(KeyValue::new(SERVER_ADDRESS, host.to_owned()));
+    }
+    if let Some(port) = url.port_or_known_default() {
+        attributes.push(KeyValue::new(SERVER_PORT, i64::from(port)));
+    }
+    let name = if request.method() == reqwest::Method::POST {
+        Cow::Borrowed("POST")
+    } else {
+        Cow::Owned(method.to_owned())
+    };
+    SpanHandle::start(tracer.tracer(), call.context(), name, attributes)
 }
 
 /// Records on an attempt span (and the attempt metrics) what came back: a status, or a
-/// transport failure.
+/// transport failure; and ends the span.
 pub(crate) fn end_attempt(
-    attempt: &Span,
+    attempt: &SpanHandle,
     result: &reqwest_middleware::Result<reqwest::Response>,
     request: &RequestFacts,
     duration: std::time::Duration,
     metrics: &Metrics,
 ) {
     let status = result.as_ref().ok().map(|r| r.status().as_u16());
-    if let Some(status) = status {
-        attempt.record(HTTP_RESPONSE_STATUS_CODE, i64::from(status));
-    }
     let code = status.filter(|s| *s >= 400).map(|s| s.to_string());
     let error_type = match result {
         Ok(_) => code.as_deref(),
         Err(err) => Some(crate::classify::classify_transport(err)),
     };
-    if let Some(error_type) = error_type {
-        attempt.record(ERROR_TYPE, error_type);
-        attempt.record(OTEL_STATUS_CODE, "error");
+    if attempt.is_recording() {
+        let mut attributes = Vec::with_capacity(2);
+        if let Some(status) = status {
+            attributes.push(KeyValue::new(HTTP_RESPONSE_STATUS_CODE, i64::from(status)));
+        }
+        if let Some(error_type) = error_type {
+            attributes.push(KeyValue::new(ERROR_TYPE, error_type.to_owned()));
+            attempt.fail(String::new());
+        }
+        attempt.set_all(attributes);
     }
+    attempt.end();
     metrics.record_attempt(&AttemptSummary {
         request,
         status,
@@ -119,17 +224,17 @@ pub(crate) fn end_attempt(
 
 /// Records a call that got no response at all (connect error, timeout before headers).
 pub(crate) fn record_transport_failure(
-    call: &Span,
+    call: &SpanHandle,
     err: &reqwest_middleware::Error,
     request: &RequestFacts,
     duration: std::time::Duration,
     metrics: &Metrics,
 ) {
     let error_type = crate::classify::classify_transport(err);
-    call.record(ERROR_TYPE, error_type);
+    call.set(KeyValue::new(ERROR_TYPE, error_type));
     // reqwest's message names the URL, which may carry a key in its query.
     let message = crate::redact::redact(&err.to_string(), &request.secrets).into_owned();
-    call.record(OTEL_STATUS_DESCRIPTION, bounded(&message));
+    call.fail(bounded(&message));
     metrics.record_call(&CallSummary {
         request,
         outcome: None,
@@ -139,133 +244,178 @@ pub(crate) fn record_transport_failure(
     });
 }
 
-/// Marks the call's span cancelled when the call's future is dropped before it has a
-/// response (say, while waiting to retry). Disarmed once the response or error is in hand.
-pub(crate) struct CancelGuard(Option<Span>);
+/// Owns the call's span while the request is out: when the call's future is dropped before
+/// there is a response (say, while waiting to retry), the span is marked cancelled and
+/// ended. Disarmed once the response or error is in hand.
+pub(crate) struct CancelGuard(Option<SpanHandle>);
 
 impl CancelGuard {
-    pub(crate) fn new(call: &Span) -> CancelGuard {
-        CancelGuard(Some(call.clone()))
+    pub(crate) fn new(call: SpanHandle) -> CancelGuard {
+        CancelGuard(Some(call))
     }
 
-    pub(crate) fn disarm(mut self) {
-        self.0 = None;
+    /// The guarded span.
+    pub(crate) fn span(&self) -> &SpanHandle {
+        self.0.as_ref().expect("set until disarmed")
+    }
+
+    pub(crate) fn disarm(mut self) -> SpanHandle {
+        self.0.take().expect("set until disarmed")
     }
 }
 
 impl Drop for CancelGuard {
     fn drop(&mut self) {
         if let Some(call) = self.0.take() {
-            call.set_attribute(LLM_GATEWAY_CANCELLED, true);
+            call.set(KeyValue::new(LLM_GATEWAY_CANCELLED, true));
+            call.end();
         }
     }
 }
 
 /// Records what the response head said, as soon as it arrives.
-pub(crate) fn record_response_head(call: &Span, status: u16, rate: &RateLimit) {
-    call.record(HTTP_RESPONSE_STATUS_CODE, i64::from(status));
+pub(crate) fn record_response_head(call: &SpanHandle, status: u16, rate: &RateLimit) {
+    if !call.is_recording() {
+        return;
+    }
+    let mut attributes = Vec::with_capacity(5);
+    attributes.push(KeyValue::new(HTTP_RESPONSE_STATUS_CODE, i64::from(status)));
     if let Some(v) = rate.limit {
-        call.set_attribute(LLM_GATEWAY_RATE_LIMIT_LIMIT, v);
+        attributes.push(KeyValue::new(LLM_GATEWAY_RATE_LIMIT_LIMIT, v));
     }
     if let Some(v) = rate.remaining {
-        call.set_attribute(LLM_GATEWAY_RATE_LIMIT_REMAINING, v);
+        attributes.push(KeyValue::new(LLM_GATEWAY_RATE_LIMIT_REMAINING, v));
     }
     if let Some(v) = rate.reset_s {
-        call.set_attribute(LLM_GATEWAY_RATE_LIMIT_RESET_S, v);
+        attributes.push(KeyValue::new(LLM_GATEWAY_RATE_LIMIT_RESET_S, v));
     }
     if let Some(v) = rate.retry_after {
-        call.set_attribute(LLM_GATEWAY_RETRY_AFTER_S, v.as_secs_f64());
+        attributes.push(KeyValue::new(LLM_GATEWAY_RETRY_AFTER_S, v.as_secs_f64()));
     }
+    call.set_all(attributes);
 }
 
 /// Records everything the body showed, and the verdict, when the body ends (or is dropped).
 pub(crate) fn record_outcome(
-    call: &Span,
+    call: &SpanHandle,
     o: &ResponseOutcome,
+    requested_stream: bool,
     error_type: Option<&Cow<'static, str>>,
 ) {
-    if call.is_disabled() {
+    if !call.is_recording() {
         return;
     }
     let f = &o.facts;
+    let mut a = Vec::with_capacity(16);
     if let Some(model) = f.model.as_deref().or(f.request_model.as_deref()) {
-        call.record(GEN_AI_RESPONSE_MODEL, model);
+        a.push(KeyValue::new(GEN_AI_RESPONSE_MODEL, model.to_owned()));
     }
     if let Some(id) = &f.request_id {
-        call.record(LLM_GATEWAY_REQUEST_ID, id.as_str());
-        call.set_attribute(GEN_AI_RESPONSE_ID, id.clone());
+        a.push(KeyValue::new(LLM_GATEWAY_REQUEST_ID, id.clone()));
+        a.push(KeyValue::new(GEN_AI_RESPONSE_ID, id.clone()));
     } else if let Some(id) = &f.id {
-        call.set_attribute(GEN_AI_RESPONSE_ID, id.clone());
+        a.push(KeyValue::new(GEN_AI_RESPONSE_ID, id.clone()));
     }
     let u = &f.usage;
     if let Some(v) = u.input_tokens {
-        call.record(GEN_AI_USAGE_INPUT_TOKENS, saturating_i64(v));
+        a.push(KeyValue::new(GEN_AI_USAGE_INPUT_TOKENS, saturating_i64(v)));
     }
     if let Some(v) = u.output_tokens {
-        call.record(GEN_AI_USAGE_OUTPUT_TOKENS, saturating_i64(v));
+        a.push(KeyValue::new(GEN_AI_USAGE_OUTPUT_TOKENS, saturating_i64(v)));
     }
     if let Some(v) = u.cache_read_input_tokens {
-        call.set_attribute(GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, saturating_i64(v));
+        a.push(KeyValue::new(
+            GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS,
+            saturating_i64(v),
+        ));
     }
     if let Some(v) = u.cache_creation_input_tokens {
-        call.set_attribute(GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS, saturating_i64(v));
+        a.push(KeyValue::new(
+            GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS,
+            saturating_i64(v),
+        ));
     }
     if !f.finish_reasons.is_empty() {
         let reasons: Vec<StringValue> = f.finish_reasons.iter().map(|r| r.clone().into()).collect();
-        call.set_attribute(
+        a.push(KeyValue::new(
             GEN_AI_RESPONSE_FINISH_REASONS,
             Value::Array(Array::String(reasons)),
-        );
+        ));
     }
     if let Some(v) = f.llm_status_code {
-        call.set_attribute(LLM_GATEWAY_LLM_STATUS_CODE, v);
+        a.push(KeyValue::new(LLM_GATEWAY_LLM_STATUS_CODE, v));
     }
-    call.set_attribute(LLM_GATEWAY_RESPONSE_STREAMED, o.streamed);
+    // The extras below are written when they say something: every attribute costs its share
+    // of the export on every call (see BENCHMARKS.md), and a default value says nothing.
+    // `streamed` shows when a stream came back or one was asked for (`stream: true`
+    // answered with JSON is `false`).
+    if o.streamed || requested_stream {
+        a.push(KeyValue::new(LLM_GATEWAY_RESPONSE_STREAMED, o.streamed));
+    }
     if let Some(ttfc) = o.time_to_first_chunk {
-        call.set_attribute(LLM_GATEWAY_TIME_TO_FIRST_CHUNK, ttfc.as_secs_f64());
+        a.push(KeyValue::new(
+            LLM_GATEWAY_TIME_TO_FIRST_CHUNK,
+            ttfc.as_secs_f64(),
+        ));
     }
     if let Some(stream) = &o.stream {
-        call.set_attribute(LLM_GATEWAY_STREAM_EVENTS, saturating_i64(stream.events));
-        call.set_attribute(LLM_GATEWAY_STREAM_DONE, stream.done);
+        a.push(KeyValue::new(
+            LLM_GATEWAY_STREAM_EVENTS,
+            saturating_i64(stream.events),
+        ));
+        a.push(KeyValue::new(LLM_GATEWAY_STREAM_DONE, stream.done));
     }
-    if let Some(json) = o.json {
-        call.set_attribute(LLM_GATEWAY_RESPONSE_JSON, json_status_name(json));
+    if let Some(json) = o.json.filter(|j| *j != JsonStatus::Complete) {
+        a.push(KeyValue::new(
+            LLM_GATEWAY_RESPONSE_JSON,
+            json_status_name(json),
+        ));
     }
-    call.set_attribute(LLM_GATEWAY_RESPONSE_BODY_SIZE, saturating_i64(o.body_bytes));
-    call.set_attribute(LLM_GATEWAY_RESPONSE_READ_TO_END, o.read_to_end());
+    a.push(KeyValue::new(
+        LLM_GATEWAY_RESPONSE_BODY_SIZE,
+        saturating_i64(o.body_bytes),
+    ));
     if !o.read_to_end() {
-        call.set_attribute(LLM_GATEWAY_CANCELLED, true);
+        a.push(KeyValue::new(LLM_GATEWAY_RESPONSE_READ_TO_END, false));
+        a.push(KeyValue::new(LLM_GATEWAY_CANCELLED, true));
     }
     if let Some(body) = &o.error_body {
-        call.set_attribute(LLM_GATEWAY_ERROR_BODY, body.clone());
+        a.push(KeyValue::new(LLM_GATEWAY_ERROR_BODY, body.clone()));
     }
     if let Some(message) = &o.error_message {
-        call.set_attribute(LLM_GATEWAY_ERROR_MESSAGE, message.clone());
+        a.push(KeyValue::new(LLM_GATEWAY_ERROR_MESSAGE, message.clone()));
     }
     if let Some(code) = &f.error.code {
-        call.set_attribute(LLM_GATEWAY_ERROR_CODE, code.clone());
+        a.push(KeyValue::new(LLM_GATEWAY_ERROR_CODE, code.clone()));
     }
     if let Some(error_type) = error_type {
-        call.record(ERROR_TYPE, error_type.as_ref());
+        a.push(KeyValue::new(ERROR_TYPE, error_type.clone()));
         let description = o.error_message.as_deref().unwrap_or(error_type.as_ref());
-        call.record(OTEL_STATUS_DESCRIPTION, bounded(description));
+        call.fail(bounded(description));
     }
+    call.set_all(a);
 }
 
 /// Records what the diagnosis said: a failure's cause, fix and detail as attributes, a notice
 /// (the call worked, not as asked) as a `llm_gateway.notice` event.
-pub(crate) fn record_diagnosis(call: &Span, diagnosis: Option<&Diagnosis>) {
+pub(crate) fn record_diagnosis(call: &SpanHandle, diagnosis: Option<&Diagnosis>) {
     let Some(d) = diagnosis else { return };
-    if call.is_disabled() {
+    if !call.is_recording() {
         return;
     }
     match d.level {
         Level::Error => {
-            call.set_attribute(LLM_GATEWAY_ERROR_CAUSE, d.cause.as_str());
-            call.set_attribute(LLM_GATEWAY_ERROR_FIX, d.fix);
+            let mut attributes = vec![
+                KeyValue::new(LLM_GATEWAY_ERROR_CAUSE, d.cause.as_str()),
+                KeyValue::new(LLM_GATEWAY_ERROR_FIX, d.fix),
+            ];
             if let Some(detail) = &d.detail {
-                call.set_attribute(LLM_GATEWAY_ERROR_DETAIL, bounded_detail(detail));
+                attributes.push(KeyValue::new(
+                    LLM_GATEWAY_ERROR_DETAIL,
+                    bounded_detail(detail),
+                ));
             }
+            call.set_all(attributes);
         }
         Level::Notice => {
             let mut attrs = vec![
@@ -278,18 +428,18 @@ pub(crate) fn record_diagnosis(call: &Span, diagnosis: Option<&Diagnosis>) {
                     bounded_detail(detail),
                 ));
             }
-            call.add_event(LLM_GATEWAY_NOTICE_EVENT, attrs);
+            call.event(LLM_GATEWAY_NOTICE_EVENT, attrs);
         }
     }
 }
 
 /// Records each pre-flight finding as a `llm_gateway.preflight` event on the call's span.
-pub(crate) fn record_preflight(call: &Span, findings: &[Finding]) {
-    if call.is_disabled() {
+pub(crate) fn record_preflight(call: &SpanHandle, findings: &[Finding]) {
+    if !call.is_recording() {
         return;
     }
     for f in findings {
-        call.add_event(
+        call.event(
             LLM_GATEWAY_PREFLIGHT_EVENT,
             vec![
                 KeyValue::new(LLM_GATEWAY_PREFLIGHT_CAUSE, f.cause.as_str()),
@@ -303,10 +453,11 @@ pub(crate) fn record_preflight(call: &Span, findings: &[Finding]) {
 }
 
 /// Records a call that a fail-fast pre-flight check stopped before anything was sent.
-pub(crate) fn record_preflight_rejection(call: &Span, diagnosis: &Diagnosis, message: &str) {
-    call.record(ERROR_TYPE, ERROR_TYPE_PREFLIGHT);
-    call.record(OTEL_STATUS_DESCRIPTION, bounded(message));
+pub(crate) fn record_preflight_rejection(call: &SpanHandle, diagnosis: &Diagnosis, message: &str) {
+    call.set(KeyValue::new(ERROR_TYPE, ERROR_TYPE_PREFLIGHT));
+    call.fail(bounded(message));
     record_diagnosis(call, Some(diagnosis));
+    call.end();
 }
 
 /// Longest detail recorded (it may echo an error message).

@@ -21,10 +21,9 @@ async fn every_variant_and_workload_runs_and_exports() {
     tokio::spawn(workload::serve_sink(sink, Arc::clone(&stats)));
 
     let telemetry = Telemetry::to_sink(sink_addr);
-    let meter = opentelemetry::metrics::MeterProvider::meter(&telemetry.meter_provider, "bench");
     let mut expected_spans = 0;
     for kind in KINDS {
-        let variant = Arc::new(Variant::new(kind, server_addr, &meter));
+        let variant = Arc::new(Variant::new(kind, server_addr, &telemetry));
         for workload in WORKLOADS {
             // The bytes arrive unchanged through every variant.
             let url = workload::url(server_addr, workload);

@@ -53,6 +53,7 @@ async fn calls_with_collector_at(
         .await
         .unwrap();
     let middleware = GatewayMiddleware::builder()
+        .tracer_provider(&traces)
         .gateway_host(sim.addr().to_string(), Region::US)
         .meter(opentelemetry::metrics::MeterProvider::meter(
             &meters, "test",

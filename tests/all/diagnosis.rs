@@ -24,7 +24,7 @@ const OTHER_KEY: &str = "5ca1ab1e0ddba11c0ffee5eedfa1afe1";
 
 fn client_with(builder: GatewayMiddlewareBuilder) -> ClientWithMiddleware {
     ClientBuilder::new(reqwest::Client::new())
-        .with(builder.build().expect("config"))
+        .with(builder.traced().build().expect("config"))
         .build()
 }
 
@@ -40,8 +40,11 @@ async fn keyed(region: SimRegion) -> (Simulator, ClientWithMiddleware) {
         SimRegion::Us => Region::US,
         SimRegion::Eu => Region::EU,
     };
-    let client =
-        client_with(GatewayMiddleware::builder().gateway_host(sim.addr().to_string(), label));
+    let client = client_with(
+        GatewayMiddleware::builder()
+            .traced()
+            .gateway_host(sim.addr().to_string(), label),
+    );
     (sim, client)
 }
 
@@ -496,6 +499,7 @@ async fn model_not_found_with_a_did_you_mean_from_one_cached_model_list() {
     let sim = Simulator::start().await.unwrap();
     let client = client_with(
         GatewayMiddleware::builder()
+            .traced()
             .gateway_host(sim.addr().to_string(), Region::US)
             .lookup_region_models(true),
     );
@@ -624,6 +628,7 @@ async fn model_not_in_region_from_the_region_model_list() {
         .unwrap();
     let client = client_with(
         GatewayMiddleware::builder()
+            .traced()
             .gateway_host(sim.addr().to_string(), Region::EU)
             .lookup_region_models(true),
     );
@@ -920,6 +925,7 @@ async fn timeout_fills_the_report_slot() {
     let capture = Capture::start();
     let sim = Simulator::start().await.unwrap();
     let middleware = GatewayMiddleware::builder()
+        .traced()
         .gateway_host(sim.addr().to_string(), Region::US)
         .build()
         .unwrap();
@@ -987,6 +993,7 @@ async fn fail_fast_preflight_sends_nothing_and_names_the_field() {
     let sim = Simulator::start().await.unwrap();
     let client = client_with(
         GatewayMiddleware::builder()
+            .traced()
             .gateway_host(sim.addr().to_string(), Region::US)
             .preflight(PreflightMode::FailFast),
     );
@@ -1059,6 +1066,7 @@ async fn preflight_off_records_nothing() {
     let sim = Simulator::start().await.unwrap();
     let client = client_with(
         GatewayMiddleware::builder()
+            .traced()
             .gateway_host(sim.addr().to_string(), Region::US)
             .preflight(PreflightMode::Off),
     );

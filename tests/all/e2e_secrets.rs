@@ -69,6 +69,7 @@ async fn the_key_reaches_neither_the_collector_nor_the_logs() {
 
     let sim = Simulator::builder().api_key(KEY).start().await.unwrap();
     let middleware = GatewayMiddleware::builder()
+        .tracer_provider(&provider)
         .gateway_host(sim.addr().to_string(), Region::US)
         .retry(Retry::default().backoff(Duration::from_millis(1), Duration::from_millis(5)))
         .build()

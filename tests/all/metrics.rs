@@ -91,6 +91,7 @@ async fn calls_attempts_tokens_and_rate_limits_are_measured() {
         .build();
     let sim = Simulator::start().await.unwrap();
     let middleware = GatewayMiddleware::builder()
+        .traced()
         .gateway_host(sim.addr().to_string(), Region::EU)
         .meter(provider.meter("test"))
         .build()

@@ -15,7 +15,10 @@ async fn other_paths_and_hosts_pass_through_without_a_span() {
     let listed: serde_json::Value = models.json().await.unwrap();
     assert!(listed["data"].as_array().is_some_and(|d| !d.is_empty()));
     // A chat call to a host nobody configured is not the gateway.
-    let other = llm_gateway_otel::GatewayMiddleware::default();
+    let other = llm_gateway_otel::GatewayMiddleware::builder()
+        .traced()
+        .build()
+        .unwrap();
     let plain = crate::support::client(other);
     let r = plain
         .post(sim.chat_url())

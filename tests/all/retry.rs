@@ -15,6 +15,7 @@ use crate::support::*;
 
 fn retrying(sim: &Simulator, region: Region, retry: Retry) -> ClientWithMiddleware {
     let middleware = GatewayMiddleware::builder()
+        .traced()
         .gateway_host(sim.addr().to_string(), region)
         .retry(retry)
         .build()
@@ -101,6 +102,7 @@ async fn rate_limit_reset_is_used_when_there_is_no_retry_after() {
     )
     .await;
     let middleware = GatewayMiddleware::builder()
+        .traced()
         .gateway_host(addr.to_string(), Region::US)
         .retry(Retry::default().max_attempts(2))
         .build()
@@ -549,6 +551,7 @@ async fn connect_errors_are_retried_with_backoff() {
     let addr = listener.local_addr().unwrap();
     drop(listener);
     let middleware = GatewayMiddleware::builder()
+        .traced()
         .gateway_host(addr.to_string(), Region::US)
         .retry(Retry::default())
         .build()
@@ -577,10 +580,12 @@ async fn connect_errors_are_retried_with_backoff() {
 #[test]
 fn bad_retry_settings_are_build_errors() {
     let zero = GatewayMiddleware::builder()
+        .traced()
         .retry(Retry::default().max_attempts(0))
         .build();
     assert!(zero.err().unwrap().to_string().contains("max_attempts"));
     let inverted = GatewayMiddleware::builder()
+        .traced()
         .retry(Retry::default().backoff(Duration::from_secs(5), Duration::from_secs(1)))
         .build();
     assert!(inverted.is_err());

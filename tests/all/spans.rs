@@ -105,18 +105,12 @@ async fn json_success_span_has_every_attribute() {
         attr_f64(&span, "llm_gateway.rate_limit.reset_s"),
         Some(header("x-ratelimit-reset") as f64)
     );
-    assert_eq!(
-        attr_bool(&span, "llm_gateway.response.streamed"),
-        Some(false)
-    );
-    assert_eq!(
-        attr_bool(&span, "llm_gateway.response.read_to_end"),
-        Some(true)
-    );
-    assert_eq!(
-        attr_str(&span, "llm_gateway.response.json").as_deref(),
-        Some("complete")
-    );
+    // Default-valued extras are not written: not streamed (none asked for), read to the
+    // end, complete JSON.
+    assert_eq!(attr(&span, "llm_gateway.response.streamed"), None);
+    assert_eq!(attr(&span, "llm_gateway.response.read_to_end"), None);
+    assert_eq!(attr(&span, "llm_gateway.response.json"), None);
+    assert_eq!(attr(&span, "llm_gateway.cancelled"), None);
     assert_eq!(attr(&span, "error.type"), None);
     assert_eq!(attr(&span, "llm_gateway.error.body"), None);
 
@@ -216,6 +210,7 @@ async fn unknown_hosts_are_region_unknown_unless_configured() {
     let capture = Capture::start();
     let sim = Simulator::start().await.unwrap();
     let any_host = llm_gateway_otel::GatewayMiddleware::builder()
+        .traced()
         .matcher(|r: &reqwest::Request| r.url().path() == "/v1/chat/completions")
         .build()
         .unwrap();
@@ -328,4 +323,69 @@ async fn concurrent_calls_to_several_models_keep_their_spans_apart() {
         .filter(|s| attr_str(s, "error.type").as_deref() == Some("503"))
         .count();
     assert_eq!(failed, 12);
+}
+
+/// A call made inside the application's own span is that span's child, whether the
+/// application uses `tracing` (bridged by `tracing-opentelemetry`) or the OpenTelemetry API;
+/// its attempt is the call's child, in the same trace.
+#[tokio::test]
+async fn a_call_inside_an_application_span_is_its_child() {
+    use opentelemetry::trace::TracerProvider as _;
+    use opentelemetry::trace::{FutureExt as _, TraceContextExt as _, Tracer as _};
+    use tracing::Instrument as _;
+
+    let capture = Capture::start();
+    let (sim, client) = simulator().await;
+    let send = || async {
+        client
+            .post(sim.chat_url())
+            .json(&chat("gpt-4o"))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+    };
+
+    // A `tracing` span of the application.
+    send()
+        .instrument(tracing::info_span!("handle_request"))
+        .await;
+    // An OpenTelemetry span of the application.
+    let tracer = capture.provider().tracer("app");
+    let outer = tracer.start("app_operation");
+    let cx = opentelemetry::Context::current_with_span(outer);
+    send().with_context(cx.clone()).await;
+    cx.span().end();
+
+    let spans = capture.spans();
+    let calls = capture.calls();
+    assert_eq!(calls.len(), 2, "{calls:#?}");
+    for (call, parent_name) in calls.iter().zip(["handle_request", "app_operation"]) {
+        let parent = spans
+            .iter()
+            .find(|s| s.name == parent_name)
+            .unwrap_or_else(|| panic!("no {parent_name} span in {spans:#?}"));
+        assert_eq!(
+            call.parent_span_id,
+            parent.span_context.span_id(),
+            "{parent_name}"
+        );
+        assert_eq!(call.span_context.trace_id(), parent.span_context.trace_id());
+        let attempts = capture.attempts_of(call);
+        assert_eq!(attempts.len(), 1);
+        assert_eq!(
+            attempts[0].span_context.trace_id(),
+            parent.span_context.trace_id()
+        );
+    }
+    // Outside any span, a call starts its own trace.
+    send().await;
+    let roots: Vec<_> = capture
+        .calls()
+        .into_iter()
+        .filter(|c| c.parent_span_id == opentelemetry::trace::SpanId::INVALID)
+        .collect();
+    assert_eq!(roots.len(), 1);
 }

@@ -13,7 +13,28 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tracing_subscriber::layer::SubscriberExt;
 
-/// Spans exported while it lives, for the current thread's tracing dispatcher.
+thread_local! {
+    /// The provider of the capture running on this thread: [`Traced::traced`] records with it.
+    static CAPTURING: std::cell::RefCell<Option<SdkTracerProvider>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Points a middleware at the current thread's [`Capture`] (the middleware records through
+/// the OpenTelemetry API with the provider it is given, not through `tracing`).
+pub trait Traced {
+    fn traced(self) -> Self;
+}
+
+impl Traced for llm_gateway_otel::GatewayMiddlewareBuilder {
+    fn traced(self) -> Self {
+        match CAPTURING.with(|c| c.borrow().clone()) {
+            Some(provider) => self.tracer_provider(&provider),
+            None => self,
+        }
+    }
+}
+
+/// Spans exported while it lives: the middleware's (built with [`Traced::traced`] on this
+/// thread) and the `tracing` spans of the current thread's dispatcher.
 pub struct Capture {
     exporter: InMemorySpanExporter,
     provider: SdkTracerProvider,
@@ -29,11 +50,16 @@ impl Capture {
         let subscriber = tracing_subscriber::registry()
             .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
         let guard = tracing::subscriber::set_default(subscriber);
+        CAPTURING.with(|c| *c.borrow_mut() = Some(provider.clone()));
         Capture {
             exporter,
             provider,
             _guard: guard,
         }
+    }
+
+    pub fn provider(&self) -> &SdkTracerProvider {
+        &self.provider
     }
 
     pub fn spans(&self) -> Vec<SpanData> {
@@ -127,6 +153,7 @@ pub fn client(middleware: GatewayMiddleware) -> ClientWithMiddleware {
 pub fn client_for(host_port: &str, region: Region) -> ClientWithMiddleware {
     client(
         GatewayMiddleware::builder()
+            .traced()
             .gateway_host(host_port, region)
             .build()
             .expect("config"),
