@@ -484,3 +484,36 @@ fn saturating_i64(v: u64) -> i64 {
 fn bounded(text: &str) -> String {
     crate::observe::truncate_utf8(text, MAX_STATUS_DESCRIPTION).to_owned()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
+
+    /// A middleware built before the application sets its global tracer provider (say,
+    /// `GatewayMiddleware::default()` in a `static`) still records with that provider.
+    #[test]
+    fn the_global_provider_is_looked_up_at_the_first_call_not_when_built() {
+        let source = TracerSource::default();
+        let exporter = InMemorySpanExporter::default();
+        let provider = SdkTracerProvider::builder()
+            .with_simple_exporter(exporter.clone())
+            .build();
+        opentelemetry::global::set_tracer_provider(provider.clone());
+
+        let request = reqwest::Client::new()
+            .post("https://llm-gateway.assemblyai.com/v1/chat/completions")
+            .body(r#"{"model":"gpt-4o","messages":[]}"#)
+            .build()
+            .unwrap();
+        let facts = RequestFacts::read(&request, &Default::default());
+        let call = call_span(&source, &facts);
+        assert!(call.is_recording());
+        attempt_span(&source, &call, &request, 0).end();
+        call.end();
+        let spans = exporter.get_finished_spans().unwrap();
+        let names: Vec<&str> = spans.iter().map(|s| s.name.as_ref()).collect();
+        assert_eq!(names, ["POST", "chat gpt-4o"]);
+        assert_eq!(spans[0].parent_span_id, spans[1].span_context.span_id());
+    }
+}
