@@ -6,6 +6,19 @@ use std::time::{Duration, SystemTime};
 
 use http::HeaderMap;
 
+/// The `X-RateLimit-*` headers read, by slot.
+const RATE_LIMIT_NAMES: [&str; 4] = [
+    "x-ratelimit-limit",
+    "x-ratelimit-remaining",
+    "x-ratelimit-reset",
+    "x-ratelimit-model",
+];
+const LIMIT: usize = 0;
+const REMAINING: usize = 1;
+const RESET: usize = 2;
+const MODEL: usize = 3;
+const RETRY_AFTER: usize = 4;
+
 /// What the rate-limit headers of one response said. Absent or unreadable headers are `None`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RateLimit {
@@ -38,18 +51,29 @@ impl RateLimit {
     /// assert_eq!(rl.retry_after, Some(std::time::Duration::from_secs(3)));
     /// ```
     pub fn from_headers(headers: &HeaderMap, now: SystemTime) -> RateLimit {
-        let text = |name: &str| {
-            headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::trim)
-        };
+        // One pass over the headers, comparing names, instead of five hash lookups; the
+        // first value of a name counts, as `HeaderMap::get` would have it.
+        let mut values: [Option<&http::HeaderValue>; 5] = [None; 5];
+        for (name, value) in headers {
+            let slot = if *name == http::header::RETRY_AFTER {
+                RETRY_AFTER
+            } else if name.as_str().starts_with("x-ratelimit-") {
+                match RATE_LIMIT_NAMES.iter().position(|n| *name == *n) {
+                    Some(slot) => slot,
+                    None => continue,
+                }
+            } else {
+                continue;
+            };
+            values[slot].get_or_insert(value);
+        }
+        let text = |slot: usize| values[slot].and_then(|v| v.to_str().ok()).map(str::trim);
         RateLimit {
-            limit: text("x-ratelimit-limit").and_then(parse_int),
-            remaining: text("x-ratelimit-remaining").and_then(parse_int),
-            reset_s: text("x-ratelimit-reset").and_then(parse_seconds),
-            retry_after: text("retry-after").and_then(|v| parse_retry_after(v, now)),
-            model: text("x-ratelimit-model")
+            limit: text(LIMIT).and_then(parse_int),
+            remaining: text(REMAINING).and_then(parse_int),
+            reset_s: text(RESET).and_then(parse_seconds),
+            retry_after: text(RETRY_AFTER).and_then(|v| parse_retry_after(v, now)),
+            model: text(MODEL)
                 .filter(|m| !m.is_empty() && m.len() <= 128)
                 .map(str::to_owned),
         }
@@ -118,6 +142,32 @@ mod tests {
                 }
             }
             let _ = RateLimit::from_headers(&h, SystemTime::now());
+        }
+
+        #[test]
+        fn one_pass_reads_what_lookups_by_name_read(
+            headers in proptest::collection::vec((0usize..7, "[ -~]{0,8}|3|-2|1.5|gpt-4o"), 0..8),
+        ) {
+            let names = ["x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset",
+                "retry-after", "x-ratelimit-model", "x-ratelimit-other", "content-type"];
+            let mut h = HeaderMap::new();
+            for (name, v) in &headers {
+                if let Ok(v) = v.parse() {
+                    h.append(names[*name], v);
+                }
+            }
+            let now = SystemTime::now();
+            let text = |name: &str| h.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+            let expected = RateLimit {
+                limit: text("x-ratelimit-limit").and_then(parse_int),
+                remaining: text("x-ratelimit-remaining").and_then(parse_int),
+                reset_s: text("x-ratelimit-reset").and_then(parse_seconds),
+                retry_after: text("retry-after").and_then(|v| parse_retry_after(v, now)),
+                model: text("x-ratelimit-model")
+                    .filter(|m| !m.is_empty() && m.len() <= 128)
+                    .map(str::to_owned),
+            };
+            prop_assert_eq!(RateLimit::from_headers(&h, now), expected);
         }
 
         #[test]

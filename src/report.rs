@@ -296,8 +296,9 @@ impl fmt::Display for SupportReport {
 /// then the outcome when the body ends). Put in the response's extensions and in a
 /// [`ReportSlot`].
 ///
-/// It keeps the request body (a reference-counted copy for reusable bodies, no byte copy)
-/// until the report is rendered, so that the payload is built only when someone asks.
+/// It keeps the request body (a copy when it is small, else a reference-counted clone of a
+/// reusable body's bytes) until the report is rendered, so that the payload is built only
+/// when someone asks.
 #[derive(Clone)]
 pub struct ReportHandle(Arc<Mutex<ReportState>>);
 
@@ -329,6 +330,21 @@ impl fmt::Debug for ReportHandle {
     }
 }
 
+/// Request bodies up to this size are copied into the report; larger ones are shared.
+const COPIED_BODY_LIMIT: usize = 16 * 1024;
+
+/// The request body as the report keeps it (`None` for a stream). A small body is copied:
+/// one allocation, cheaper than `Request::try_clone`, which is the only way to share a body's
+/// bytes and also clones the URL, every header and the extensions. A large body is shared
+/// through that clone (no byte copy; the cloned rest is dropped at once).
+fn keep_body(request: &reqwest::Request) -> Option<reqwest::Body> {
+    let bytes = request.body()?.as_bytes()?;
+    if bytes.len() <= COPIED_BODY_LIMIT {
+        return Some(reqwest::Body::from(bytes::Bytes::copy_from_slice(bytes)));
+    }
+    request.try_clone().and_then(|mut r| r.body_mut().take())
+}
+
 impl ReportHandle {
     /// Starts the report of a call about to be sent, and puts it in the request's
     /// [`ReportSlot`] if there is one.
@@ -340,9 +356,7 @@ impl ReportHandle {
         let handle = ReportHandle(Arc::new(Mutex::new(ReportState {
             facts: Arc::clone(facts),
             sent_at: SystemTime::now(),
-            // A reusable body's clone shares its bytes (no copy); the cloned headers are
-            // dropped at once.
-            body: request.try_clone().and_then(|mut r| r.body_mut().take()),
+            body: keep_body(request),
             outcome: "in_progress",
             status: None,
             request_id: None,

@@ -1,10 +1,9 @@
 //! What an outgoing call is: is it a gateway call at all (the matcher), and the facts the
 //! span needs from the request (model, max_tokens, temperature, stream, region, server).
 
-use std::collections::HashMap;
-
-use serde::Deserialize;
 use serde_json::Value;
+
+mod body;
 
 use crate::region::{Region, EU_HOST, US_HOST};
 use crate::telemetry::metrics::MetricAttributes;
@@ -100,15 +99,23 @@ fn host_matches(pattern: &str, host: &str, port: Option<u16>) -> bool {
 
 /// Region labels configured per host (`host` or `host:port`), falling back to the gateway's
 /// own hosts and then to a default.
+///
+/// The hosts are few (one per gateway or proxy configured), so they are kept in a list and
+/// compared case-insensitively in place: resolving a call's region allocates nothing.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct RegionMap {
-    by_host: HashMap<String, Region>,
+    /// Lowercase `host` or `host:port`, each at most once (a later insert replaces).
+    by_host: Vec<(String, Region)>,
     default: Option<Region>,
 }
 
 impl RegionMap {
     pub(crate) fn insert(&mut self, host: String, region: Region) {
-        self.by_host.insert(host.to_ascii_lowercase(), region);
+        let host = host.to_ascii_lowercase();
+        match self.by_host.iter_mut().find(|(h, _)| *h == host) {
+            Some(entry) => entry.1 = region,
+            None => self.by_host.push((host, region)),
+        }
     }
 
     pub(crate) fn set_default(&mut self, region: Region) {
@@ -116,21 +123,68 @@ impl RegionMap {
     }
 
     pub(crate) fn resolve(&self, host: &str, port: Option<u16>) -> Region {
-        let host = host.to_ascii_lowercase();
         if let Some(port) = port {
-            if let Some(r) = self.by_host.get(&format!("{host}:{port}")) {
+            let mut digits = [0u8; 5];
+            let port = port_text(port, &mut digits);
+            let with_port = self.by_host.iter().find(|(key, _)| {
+                key.len() == host.len() + 1 + port.len()
+                    && key.as_bytes()[..host.len()].eq_ignore_ascii_case(host.as_bytes())
+                    && key.as_bytes()[host.len()] == b':'
+                    && key.as_bytes()[host.len() + 1..] == *port
+            });
+            if let Some((_, r)) = with_port {
                 return r.clone();
             }
         }
-        if let Some(r) = self.by_host.get(&host) {
+        if let Some((_, r)) = self
+            .by_host
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(host))
+        {
             return r.clone();
         }
-        let region = Region::from_host(&host);
+        let region = Region::from_host(host);
         match &self.default {
             Some(default) if region == Region::UNKNOWN => default.clone(),
             _ => region,
         }
     }
+}
+
+/// `port` in decimal, as `format!("{port}")` writes it, in `buf`.
+fn port_text(port: u16, buf: &mut [u8; 5]) -> &[u8] {
+    let mut n = port;
+    let mut start = buf.len();
+    loop {
+        start -= 1;
+        buf[start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    &buf[start..]
+}
+
+/// `scheme://host[:port]`, as `format!` would write it, in one allocation.
+fn origin_of(url: &reqwest::Url) -> String {
+    let Some(host) = url.host_str() else {
+        return String::new();
+    };
+    let scheme = url.scheme();
+    let mut digits = [0u8; 5];
+    let port = url.port().map(|p| port_text(p, &mut digits));
+    let mut origin =
+        String::with_capacity(scheme.len() + 3 + host.len() + port.map_or(0, |p| p.len() + 1));
+    origin.push_str(scheme);
+    origin.push_str("://");
+    origin.push_str(host);
+    if let Some(port) = port {
+        origin.push(':');
+        // ASCII digits.
+        origin.extend(port.iter().map(|&d| char::from(d)));
+    }
+    origin
 }
 
 /// The facts of one outgoing gateway call, read once before it is sent.
@@ -296,62 +350,28 @@ impl RequestFacts {
         let body = request
             .body()
             .and_then(|b| b.as_bytes())
-            .filter(|b| b.len() <= MAX_DESCRIBED_REQUEST_BODY);
-        // Only a JSON object describes a call: serde's derived struct would also accept an
-        // array, reading `["a","b"]` as `model: "a"`.
-        let wire = body
-            .filter(|b| b.iter().find(|c| !c.is_ascii_whitespace()) == Some(&b'{'))
-            .and_then(|b| serde_json::from_slice::<WireRequest>(b).ok());
-        let described = wire.is_some();
-        let wire = wire.unwrap_or_default();
+            .filter(|b| b.len() <= MAX_DESCRIBED_REQUEST_BODY)
+            .map(body::read)
+            .unwrap_or_default();
         let fields = BodyFields {
-            object: described,
-            model: wire.model.as_ref().map(JsonKind::of),
-            messages: wire.messages.map(|k| k.0),
-            prompt: wire.prompt.map(|k| k.0),
-            max_tokens: wire.max_tokens.as_ref().map(JsonKind::of),
-            json_repair: wire
-                .post_processing_steps
-                .as_ref()
-                .and_then(Value::as_array)
-                .is_some_and(|steps| {
-                    steps.iter().any(|s| {
-                        s.get("type")
-                            .and_then(Value::as_str)
-                            .is_some_and(|t| t.eq_ignore_ascii_case("json-repair"))
-                    })
-                }),
+            object: body.described,
+            model: body.model_kind,
+            messages: body.messages,
+            prompt: body.prompt,
+            max_tokens: body.max_tokens_kind,
+            json_repair: body.json_repair,
         };
-        let origin = match (url.port(), url.host_str()) {
-            (Some(port), Some(host)) => format!("{}://{host}:{port}", url.scheme()),
-            (None, Some(host)) => format!("{}://{host}", url.scheme()),
-            _ => String::new(),
-        };
-        let gateway_retries = described.then(|| {
-            wire.fallback_config
-                .as_ref()
-                .and_then(|c| c.get("retry"))
-                .and_then(Value::as_bool)
-                .unwrap_or(true)
-        });
-        let model = wire
-            .model
-            .as_ref()
-            .and_then(Value::as_str)
-            .map(str::to_owned);
+        let origin = origin_of(url);
+        let model = body.model;
         let region = regions.resolve(&server_address, server_port);
         RequestFacts {
             metric_attributes: MetricAttributes::new(model.as_deref(), &region, &server_address),
-            gateway_retries,
+            gateway_retries: body.gateway_retries,
             model,
-            max_tokens: wire.max_tokens.as_ref().and_then(Value::as_i64),
-            temperature: wire.temperature.as_ref().and_then(Value::as_f64),
-            stream: wire
-                .stream
-                .as_ref()
-                .and_then(Value::as_bool)
-                .unwrap_or(false),
-            described,
+            max_tokens: body.max_tokens,
+            temperature: body.temperature,
+            stream: body.stream,
+            described: body.described,
             region,
             server_address,
             server_port,
@@ -391,61 +411,6 @@ impl JsonKind {
     }
 }
 
-/// Deserializes any JSON value into its kind only: arrays and objects are walked with
-/// `IgnoredAny`, so a large `messages` is skipped without being copied.
-struct KindOnly(JsonKind);
-
-impl<'de> Deserialize<'de> for KindOnly {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> serde::de::Visitor<'de> for V {
-            type Value = KindOnly;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("any JSON value")
-            }
-            fn visit_unit<E>(self) -> Result<KindOnly, E> {
-                Ok(KindOnly(JsonKind::Null))
-            }
-            fn visit_none<E>(self) -> Result<KindOnly, E> {
-                Ok(KindOnly(JsonKind::Null))
-            }
-            fn visit_bool<E>(self, _: bool) -> Result<KindOnly, E> {
-                Ok(KindOnly(JsonKind::Bool))
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<KindOnly, E> {
-                Ok(KindOnly(JsonKind::Integer))
-            }
-            fn visit_u64<E>(self, _: u64) -> Result<KindOnly, E> {
-                Ok(KindOnly(JsonKind::Integer))
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<KindOnly, E> {
-                Ok(KindOnly(JsonKind::Number))
-            }
-            fn visit_str<E>(self, _: &str) -> Result<KindOnly, E> {
-                Ok(KindOnly(JsonKind::String))
-            }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(
-                self,
-                mut seq: A,
-            ) -> Result<KindOnly, A::Error> {
-                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
-                Ok(KindOnly(JsonKind::Array))
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                mut map: A,
-            ) -> Result<KindOnly, A::Error> {
-                while map
-                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
-                    .is_some()
-                {}
-                Ok(KindOnly(JsonKind::Object))
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
 /// The spelling the gateway wants.
 const AUTHORIZATION: &str = "authorization";
 
@@ -464,8 +429,34 @@ const OTHER_KEY_HEADERS: [&str; 5] = [
 pub(crate) fn is_misnamed_auth_header(name: &str) -> bool {
     name != AUTHORIZATION
         && (OTHER_KEY_HEADERS.contains(&name)
-            // Lengths 3 apart are at least 3 edits apart: most headers stop here.
-            || name.len().abs_diff(AUTHORIZATION.len()) <= 2 && edit_distance(name, AUTHORIZATION) <= 2)
+            || may_be_near_authorization(name) && edit_distance(name, AUTHORIZATION) <= 2)
+}
+
+/// A necessary condition, O(length) and without the table, for `name` to be within edit
+/// distance 2 of `authorization`: lengths at most 2 apart, and at least 11 of its bytes are
+/// letters of `authorization` (each of its 13 letters is kept by an alignment unless
+/// substituted or deleted, and at most 2 are). `content-type`, `accept`, `user-agent` and
+/// nearly every other header fail it.
+fn may_be_near_authorization(name: &str) -> bool {
+    // Bit `c - b'a'` set for each letter of "authorization".
+    const LETTERS: u32 = {
+        let word = AUTHORIZATION.as_bytes();
+        let mut mask = 0u32;
+        let mut i = 0;
+        while i < word.len() {
+            mask |= 1 << (word[i] - b'a');
+            i += 1;
+        }
+        mask
+    };
+    if name.len().abs_diff(AUTHORIZATION.len()) > 2 {
+        return false;
+    }
+    let shared = name
+        .bytes()
+        .filter(|&b| b.is_ascii_lowercase() && LETTERS & (1 << (b - b'a')) != 0)
+        .count();
+    shared + 2 >= AUTHORIZATION.len()
 }
 
 /// Levenshtein distance over bytes (the names compared are ASCII).
@@ -501,16 +492,10 @@ fn auth_of(request: &reqwest::Request) -> AuthFacts {
     let headers = request.headers();
     let authorization = match headers.get(http::header::AUTHORIZATION) {
         None => AuthHeader::Missing,
-        Some(v) => {
-            let v = String::from_utf8_lossy(v.as_bytes());
-            let v = v.trim();
-            match v.split_once(' ') {
-                _ if v.is_empty() => AuthHeader::Empty,
-                None => AuthHeader::Raw,
-                Some((scheme, _)) if scheme.eq_ignore_ascii_case("bearer") => AuthHeader::Bearer,
-                Some(_) => AuthHeader::OtherScheme,
-            }
-        }
+        Some(v) => match std::str::from_utf8(v.as_bytes()) {
+            Ok(v) => auth_header_form(v),
+            Err(_) => auth_header_form(&String::from_utf8_lossy(v.as_bytes())),
+        },
     };
     let misnamed_header = headers
         .keys()
@@ -529,28 +514,15 @@ fn auth_of(request: &reqwest::Request) -> AuthFacts {
     }
 }
 
-/// The top-level request fields we describe. Each is a `Value` so that a wrongly typed field
-/// (the gateway answers 400 to it) costs the description of that field only; unknown fields,
-/// such as the (possibly large) `messages`, are skipped without being copied.
-#[derive(Deserialize, Default)]
-struct WireRequest {
-    #[serde(default)]
-    model: Option<Value>,
-    #[serde(default)]
-    max_tokens: Option<Value>,
-    #[serde(default)]
-    temperature: Option<Value>,
-    #[serde(default)]
-    stream: Option<Value>,
-    #[serde(default)]
-    messages: Option<KindOnly>,
-    #[serde(default)]
-    prompt: Option<KindOnly>,
-    #[serde(default)]
-    post_processing_steps: Option<Value>,
-    /// Read here so that the retry loop need not parse the body again.
-    #[serde(default)]
-    fallback_config: Option<Value>,
+/// The form of an `Authorization` value (as text).
+fn auth_header_form(v: &str) -> AuthHeader {
+    let v = v.trim();
+    match v.split_once(' ') {
+        _ if v.is_empty() => AuthHeader::Empty,
+        None => AuthHeader::Raw,
+        Some((scheme, _)) if scheme.eq_ignore_ascii_case("bearer") => AuthHeader::Bearer,
+        Some(_) => AuthHeader::OtherScheme,
+    }
 }
 
 /// Every credential-looking value on the request: the `Authorization` header (with and without
@@ -625,5 +597,96 @@ mod tests {
         assert!(f.secrets.contains(&"typo-key-999".to_owned()));
         assert!(!f.secrets.iter().any(|s| s.contains("application/json")));
         assert_eq!(f.auth.misnamed_header.as_deref(), Some("autorization"));
+    }
+
+    /// The definition the pre-check must agree with: the edit distance alone.
+    fn misnamed_by_distance(name: &str) -> bool {
+        name != AUTHORIZATION
+            && (OTHER_KEY_HEADERS.contains(&name) || edit_distance(name, AUTHORIZATION) <= 2)
+    }
+
+    /// Up to three random edits of `authorization` (and of other names).
+    fn near_names() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let base = prop_oneof![
+            Just(AUTHORIZATION.to_owned()),
+            Just("authorisation".to_owned()),
+            Just("content-type".to_owned()),
+            "[a-z0-9-]{0,16}",
+        ];
+        let edit = (0usize..3, any::<prop::sample::Index>(), "[a-z_-]");
+        (base, prop::collection::vec(edit, 0..4)).prop_map(|(mut name, edits)| {
+            for (kind, at, c) in edits {
+                let at = at.index(name.len() + 1);
+                match kind {
+                    0 => name.insert_str(at, &c),
+                    1 if at < name.len() => {
+                        name.remove(at);
+                    }
+                    _ if at < name.len() => name.replace_range(at..=at, &c),
+                    _ => {}
+                }
+            }
+            name
+        })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_misnamed_pre_check_never_changes_the_answer(name in near_names()) {
+            proptest::prop_assert_eq!(is_misnamed_auth_header(&name), misnamed_by_distance(&name));
+        }
+
+        #[test]
+        fn regions_resolve_as_a_lowercased_map_lookup_would(
+            entries in proptest::collection::vec(("(127.0.0.1|[Pp]roxy|LLM-gateway.assemblyai.com)(:[0-9]{1,5})?", 0u8..3), 0..4),
+            host in "(127.0.0.1|[Pp]ro[Xx]y|llm-gateway.(eu.)?ASSEMBLYAI.com|other)",
+            port in proptest::option::of(proptest::prop_oneof![0u16..10, 75u16..90, 8075u16..8085, 65530u16..=65535]),
+            default in proptest::option::of(0u8..3),
+        ) {
+            let label = |i: u8| Region::new(["r0", "r1", "r2"][usize::from(i)]).unwrap();
+            let mut map = RegionMap::default();
+            let mut old: std::collections::HashMap<String, Region> = Default::default();
+            for (h, r) in &entries {
+                map.insert(h.clone(), label(*r));
+                old.insert(h.to_ascii_lowercase(), label(*r));
+            }
+            if let Some(d) = default {
+                map.set_default(label(d));
+            }
+            // The lookup as it was: a lowercased key, `host:port` first.
+            let expected = {
+                let host = host.to_ascii_lowercase();
+                let by_port = port.and_then(|p| old.get(&format!("{host}:{p}")));
+                match by_port.or_else(|| old.get(&host)) {
+                    Some(r) => r.clone(),
+                    None => match (Region::from_host(&host), default) {
+                        (r, Some(d)) if r == Region::UNKNOWN => label(d),
+                        (r, _) => r,
+                    },
+                }
+            };
+            proptest::prop_assert_eq!(map.resolve(&host, port), expected);
+        }
+    }
+
+    #[test]
+    fn the_origin_is_scheme_host_and_explicit_port() {
+        for url in [
+            "https://llm-gateway.assemblyai.com/v1/chat/completions",
+            "http://127.0.0.1:8080/v1/chat/completions",
+            "http://[::1]:65535/x",
+            "https://Example.COM:443/x",
+            "http://h:0/",
+            "http://h:9/",
+        ] {
+            let url = reqwest::Url::parse(url).unwrap();
+            let expected = match (url.port(), url.host_str()) {
+                (Some(port), Some(host)) => format!("{}://{host}:{port}", url.scheme()),
+                (None, Some(host)) => format!("{}://{host}", url.scheme()),
+                _ => String::new(),
+            };
+            assert_eq!(origin_of(&url), expected);
+        }
     }
 }

@@ -558,6 +558,23 @@ impl JsonPicker {
                     }
                     return;
                 }
+                // A run of digits keeps these states: taken in one step, not a round
+                // through the tokenizer per digit.
+                State::Number(Num::Int | Num::Frac | Num::ExpDigits)
+                    if chunk[i].is_ascii_digit() =>
+                {
+                    let run = chunk[i..]
+                        .iter()
+                        .position(|b| !b.is_ascii_digit())
+                        .unwrap_or(chunk.len() - i);
+                    if self.capture {
+                        for &b in &chunk[i..i + run] {
+                            self.push_number_byte(b);
+                        }
+                    }
+                    i += run;
+                    continue;
+                }
                 _ => {}
             }
             let b = chunk[i];
@@ -834,7 +851,7 @@ impl JsonPicker {
     fn string_run(&mut self, chunk: &[u8], mut i: usize) -> usize {
         loop {
             let rest = &chunk[i..];
-            let Some(off) = memchr2(b'"', b'\\', rest) else {
+            let Some(off) = find_quote_or_backslash(rest) else {
                 if self.capture {
                     self.push_raw(rest);
                 }
@@ -1122,6 +1139,31 @@ pub fn pick(bytes: &[u8]) -> (BodyFacts, JsonStatus) {
     picker.finish()
 }
 
+/// Bytes looked at eight at a time before [`memchr2`] takes over: runs between escapes are
+/// short in chat text, where `memchr2`'s setup costs more than the scan.
+const SHORT_RUN: usize = 64;
+
+/// The index of the first `"` or `\` in `bytes`.
+fn find_quote_or_backslash(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let zero_byte = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
+    let mut i = 0;
+    while i + 8 <= bytes.len().min(SHORT_RUN) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(&bytes[i..i + 8]);
+        let x = u64::from_le_bytes(word);
+        // The lowest flagged byte is exact (borrows only run upwards).
+        let hits =
+            zero_byte(x ^ (ONES * u64::from(b'"'))) | zero_byte(x ^ (ONES * u64::from(b'\\')));
+        if hits != 0 {
+            return Some(i + (hits.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    memchr2(b'"', b'\\', &bytes[i..]).map(|off| i + off)
+}
+
 fn is_ws(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\n' | b'\r')
 }
@@ -1143,7 +1185,10 @@ fn finish_text(bytes: &[u8], cut: bool) -> String {
     } else {
         bytes.len()
     };
-    let mut text = String::from_utf8_lossy(&bytes[..end]).into_owned();
+    let mut text = match std::str::from_utf8(&bytes[..end]) {
+        Ok(valid) => valid.to_owned(),
+        Err(_) => String::from_utf8_lossy(&bytes[..end]).into_owned(),
+    };
     if text.len() > MAX_STRING_BYTES {
         let mut at = MAX_STRING_BYTES;
         while !text.is_char_boundary(at) {
@@ -1889,6 +1934,18 @@ mod tests {
         }
 
         proptest! {
+            #[test]
+            fn the_short_run_search_agrees_with_memchr2(
+                bytes in prop::collection::vec(
+                    prop_oneof![Just(b'"'), Just(b'\\'), Just(b'a'), Just(0x22 ^ 0x80), any::<u8>()],
+                    0..200,
+                ),
+                start in 0usize..200,
+            ) {
+                let bytes = &bytes[start.min(bytes.len())..];
+                prop_assert_eq!(find_quote_or_backslash(bytes), memchr2(b'"', b'\\', bytes));
+            }
+
             #[test]
             fn arbitrary_bytes_never_panic_and_chunking_is_irrelevant(
                 bytes in prop::collection::vec(any::<u8>(), 0..512),
