@@ -121,9 +121,11 @@ impl CallState {
             .get(http::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|ct| {
+                const SSE: &[u8] = b"text/event-stream";
                 ct.trim_start()
-                    .to_ascii_lowercase()
-                    .starts_with("text/event-stream")
+                    .as_bytes()
+                    .get(..SSE.len())
+                    .is_some_and(|start| start.eq_ignore_ascii_case(SSE))
             });
         CallState {
             span,
@@ -308,7 +310,12 @@ pub(crate) async fn observe(response: reqwest::Response, mut call: CallState) ->
 fn restore_url(parts: &mut http::response::Parts, url: reqwest::Url) {
     use reqwest::ResponseBuilderExt;
     if let Ok(carrier) = http::Response::builder().url(url).body(()) {
-        parts.extensions.extend(carrier.into_parts().0.extensions);
+        let carried = carrier.into_parts().0.extensions;
+        if parts.extensions.is_empty() {
+            parts.extensions = carried;
+        } else {
+            parts.extensions.extend(carried);
+        }
     }
 }
 
