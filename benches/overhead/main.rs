@@ -318,12 +318,32 @@ struct Bench<'a> {
 struct Phase {
     timings: Vec<workload::CallTiming>,
     elapsed: Duration,
+    /// CPU time of this process (every thread: the clients, the runtime, the exporters)
+    /// during the phase.
+    cpu: Duration,
+}
+
+/// CPU time used so far by the live threads of this process, from
+/// `/proc/self/task/*/schedstat` (nanoseconds; zero where it cannot be read). The threads
+/// that matter (runtime workers, the batch span processor, the export runtime) live for
+/// the whole run, so differences between two readings are what the phase cost.
+fn process_cpu() -> Duration {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return Duration::ZERO;
+    };
+    let nanos: u64 = tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum();
+    Duration::from_nanos(nanos)
 }
 
 impl Bench<'_> {
     /// Runs `calls` calls (or, with `duration`, as many as fit), then waits until the spans
     /// they produced have been exported; the time includes that wait.
     fn phase(&self, variant: &Arc<Variant>, calls: usize, duration: Option<Duration>) -> Phase {
+        let cpu_before = process_cpu();
         let started = Instant::now();
         let deadline = duration.map(|d| started + d);
         let timings = self
@@ -344,6 +364,7 @@ impl Bench<'_> {
         Phase {
             timings,
             elapsed: started.elapsed(),
+            cpu: process_cpu().saturating_sub(cpu_before),
         }
     }
 
@@ -373,6 +394,7 @@ impl Bench<'_> {
 struct Results {
     calls: usize,
     elapsed: Duration,
+    cpu: Duration,
     per_round: Vec<f64>,
     totals: Vec<u64>,
     first_chunks: Vec<u64>,
@@ -384,6 +406,7 @@ impl Results {
     fn add(&mut self, _round: usize, phase: Phase) {
         self.calls += phase.timings.len();
         self.elapsed += phase.elapsed;
+        self.cpu += phase.cpu;
         self.per_round
             .push(phase.timings.len() as f64 / phase.elapsed.as_secs_f64());
         let mut round_first: Vec<u64> = Vec::new();
@@ -412,6 +435,11 @@ impl Results {
             d.iter().copied().fold(f64::INFINITY, f64::min),
             d.iter().copied().fold(f64::NEG_INFINITY, f64::max),
         )
+    }
+
+    /// CPU µs of this process per call (clients and exporters; not the server or the sink).
+    fn cpu_per_call_us(&self) -> f64 {
+        self.cpu.as_secs_f64() * 1e6 / self.calls.max(1) as f64
     }
 
     fn throughput(&self) -> f64 {
@@ -447,7 +475,7 @@ fn report(
     allocs: &[(f64, f64)],
 ) -> String {
     let mut out = format!(
-        "## {} at concurrency {}\n\n| variant | calls/s | ratio to bare (median, range over rounds) | p50 µs | p99 µs | p50 added vs bare µs |{} bytes alloc/call | allocs/call |\n|---|---|---|---|---|---|{}---|---|\n",
+        "## {} at concurrency {}\n\n| variant | calls/s | ratio to bare (median, range over rounds) | p50 µs | p99 µs | p50 added vs bare µs |{} client CPU µs/call | CPU added vs bare µs/call | bytes alloc/call | allocs/call |\n|---|---|---|---|---|---|{}---|---|---|---|\n",
         workload.name(),
         concurrency,
         if workload.streamed() { " first chunk p50 µs | first chunk added µs (range of per-round p50 differences) |" } else { "" },
@@ -473,7 +501,7 @@ fn report(
             String::new()
         };
         out.push_str(&format!(
-            "| {} | {:.0} | {:.3} ({:.3}–{:.3}) | {:.0} | {:.0} | {:+.0} |{} {:.0} | {:.1} |\n",
+            "| {} | {:.0} | {:.3} ({:.3}–{:.3}) | {:.0} | {:.0} | {:+.0} |{} {:.1} | {:+.1} | {:.0} | {:.1} |\n",
             kind.name(),
             r.throughput(),
             median,
@@ -483,6 +511,8 @@ fn report(
             p99,
             p50 - base_p50,
             ttfc,
+            r.cpu_per_call_us(),
+            r.cpu_per_call_us() - base.cpu_per_call_us(),
             allocs[i].0,
             allocs[i].1,
         ));
