@@ -447,11 +447,7 @@ impl ReportHandle {
         st.outcome = if failed { "failed" } else { "ok" };
         st.status = Some(o.status);
         st.request_id = o.facts.request_id.clone();
-        st.model_served = o
-            .facts
-            .model
-            .clone()
-            .or_else(|| o.facts.request_model.clone());
+        st.model_served = o.facts.served_model().map(str::to_owned);
         st.error_type = error_type.map(str::to_owned);
         st.diagnosis = diagnosis;
         st.error_message = o.error_message.clone();

@@ -100,6 +100,12 @@ pub struct BodyFacts {
 }
 
 impl BodyFacts {
+    /// The model that served the call: the top-level `model`, else the `request.model` echo
+    /// (error bodies carry only the echo). What the span, the metrics and the report record.
+    pub fn served_model(&self) -> Option<&str> {
+        self.model.as_deref().or(self.request_model.as_deref())
+    }
+
     /// Merge facts from a later document (used for SSE: one document per event):
     /// first non-None wins for request_id/id/model/request_model; usage fields from `later`
     /// overwrite when Some; finish_reasons appended (cap 16); error fields first non-None;

@@ -115,7 +115,7 @@ impl Metrics {
         let mut attrs = call.request.metric_attributes.base(8);
         attrs.push(KeyValue::new(GEN_AI_OPERATION_NAME, OPERATION_CHAT));
         attrs.push(KeyValue::new(GEN_AI_PROVIDER_NAME, PROVIDER_NAME));
-        if let Some(served) = call.outcome.and_then(|o| o.facts.model.as_deref()) {
+        if let Some(served) = call.outcome.and_then(|o| o.facts.served_model()) {
             attrs.push(call.request.metric_attributes.response_model(served));
         }
         if let Some(status) = call.status {

@@ -307,7 +307,7 @@ pub(crate) fn record_outcome(
     }
     let f = &o.facts;
     let mut a = Vec::with_capacity(16);
-    if let Some(model) = f.model.as_deref().or(f.request_model.as_deref()) {
+    if let Some(model) = f.served_model() {
         a.push(KeyValue::new(GEN_AI_RESPONSE_MODEL, model.to_owned()));
     }
     if let Some(id) = &f.request_id {

@@ -220,3 +220,51 @@ async fn calls_attempts_tokens_and_rate_limits_are_measured() {
     );
     assert!(!points(&exported, METRIC_RATE_LIMIT_RESET).is_empty());
 }
+
+/// A body that names the model only in its `request.model` echo: the span, the metric and
+/// the report all record that echo as the serving model (they read it the same way).
+#[tokio::test]
+async fn the_served_model_falls_back_to_the_request_echo_everywhere() {
+    use llm_gateway_otel::SupportReportExt as _;
+    let capture = Capture::start();
+    let exporter = InMemoryMetricExporter::default();
+    let provider = SdkMeterProvider::builder()
+        .with_periodic_exporter(exporter.clone())
+        .build();
+    let body = br#"{"request_id":"req-echo","request":{"model":"echoed-model"},"choices":[]}"#;
+    let addr = raw_server(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json",
+        vec![body.to_vec()],
+        std::time::Duration::ZERO,
+        Ending::Close,
+    )
+    .await;
+    let middleware = GatewayMiddleware::builder()
+        .traced()
+        .gateway_host(addr.to_string(), Region::US)
+        .meter(provider.meter("test"))
+        .build()
+        .unwrap();
+    let response = client(middleware)
+        .post(format!("http://{addr}/v1/chat/completions"))
+        .json(&chat("gpt-4o"))
+        .send()
+        .await
+        .unwrap();
+    let report = response.support_report_handle().expect("a report handle");
+    response.bytes().await.unwrap();
+
+    provider.force_flush().unwrap();
+    let exported = exporter.get_finished_metrics().unwrap();
+    let calls = points(&exported, METRIC_OPERATION_DURATION);
+    assert_eq!(calls.len(), 1);
+    assert!(calls[0].has(GEN_AI_RESPONSE_MODEL, "echoed-model"));
+    assert_eq!(
+        attr_str(&capture.call(), GEN_AI_RESPONSE_MODEL).as_deref(),
+        Some("echoed-model")
+    );
+    assert_eq!(
+        report.report().model_served.as_deref(),
+        Some("echoed-model")
+    );
+}
