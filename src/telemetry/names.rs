@@ -124,16 +124,6 @@ pub const LLM_GATEWAY_NOTICE_FIX: &str = "llm_gateway.notice.fix";
 /// Notice event: the specifics.
 pub const LLM_GATEWAY_NOTICE_DETAIL: &str = "llm_gateway.notice.detail";
 
-// ---- tracing-opentelemetry's special fields ---------------------------------------------
-/// Sets the OpenTelemetry span name.
-pub const OTEL_NAME: &str = "otel.name";
-/// Sets the OpenTelemetry span kind.
-pub const OTEL_KIND: &str = "otel.kind";
-/// Sets the OpenTelemetry span status (`ok` / `error`).
-pub const OTEL_STATUS_CODE: &str = "otel.status_code";
-/// Sets the span status to Error with this description.
-pub const OTEL_STATUS_DESCRIPTION: &str = "otel.status_description";
-
 // ---- Values ---------------------------------------------------------------------------
 /// `gen_ai.provider.name` of every span.
 pub const PROVIDER_NAME: &str = "assemblyai.llm_gateway";
@@ -156,7 +146,8 @@ pub const ERROR_TYPE_MIDDLEWARE: &str = "middleware";
 /// `error.type` when a fail-fast pre-flight check stopped the request (nothing was sent).
 pub const ERROR_TYPE_PREFLIGHT: &str = "preflight";
 
-/// Name of the tracing target (and span name) of every span this crate makes.
+/// The instrumentation scope of every span and metric this crate records (the tracer's and
+/// the meter's name), and the `tracing` target of its log events.
 pub const TRACING_TARGET: &str = "llm_gateway_otel";
 
 // ---- Metrics (OTel instrument names; Prometheus names in the comments) -------------------
