@@ -59,6 +59,11 @@ use request::RequestFacts as Facts;
 /// The middleware: add it to a `reqwest_middleware::ClientBuilder`. Calls that the matcher
 /// does not select pass through untouched.
 ///
+/// Spans are recorded with the global tracer provider (set by [`init`]) or the one given to
+/// [`GatewayMiddlewareBuilder::tracer_provider`], as children of the current OpenTelemetry
+/// context (with `tracing-opentelemetry`, the entered `tracing` span); metrics with the
+/// global meter provider or [`GatewayMiddlewareBuilder::meter`].
+///
 /// ```
 /// let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
 ///     .with(llm_gateway_otel::GatewayMiddleware::default())
