@@ -102,6 +102,14 @@ pub struct BodyFacts {
 impl BodyFacts {
     /// The model that served the call: the top-level `model`, else the `request.model` echo
     /// (error bodies carry only the echo). What the span, the metrics and the report record.
+    ///
+    /// ```
+    /// use llm_gateway_otel::observe::json::pick;
+    /// let (facts, _) = pick(br#"{"request":{"model":"gpt-4o"},"error":{"message":"busy"}}"#);
+    /// assert_eq!(facts.served_model(), Some("gpt-4o"));
+    /// let (facts, _) = pick(br#"{"model":"gemini-2.5-pro","request":{"model":"claude-sonnet-4-6"}}"#);
+    /// assert_eq!(facts.served_model(), Some("gemini-2.5-pro"));
+    /// ```
     pub fn served_model(&self) -> Option<&str> {
         self.model.as_deref().or(self.request_model.as_deref())
     }
