@@ -213,6 +213,16 @@ impl MetricAttributes {
         }
     }
 
+    /// The requested model (when known), the region and the server address: what the call's
+    /// span starts with too, shared rather than copied.
+    pub(crate) fn request_attributes(&self) -> impl Iterator<Item = KeyValue> + '_ {
+        self.model
+            .as_ref()
+            .map(|(_, model)| model.clone())
+            .into_iter()
+            .chain([self.region.clone(), self.server.clone()])
+    }
+
     /// Model and region, in a vector with room for `extra` more.
     fn base(&self, extra: usize) -> Vec<KeyValue> {
         let mut attrs = Vec::with_capacity(2 + extra);

@@ -137,12 +137,9 @@ pub(crate) fn call_span(tracer: &TracerSource, facts: &RequestFacts) -> SpanHand
     attributes.extend([
         KeyValue::new(GEN_AI_OPERATION_NAME, OPERATION_CHAT),
         KeyValue::new(GEN_AI_PROVIDER_NAME, PROVIDER_NAME),
-        KeyValue::new(LLM_GATEWAY_REGION, facts.region.as_str().to_owned()),
-        KeyValue::new(SERVER_ADDRESS, facts.server_address.clone()),
     ]);
-    if let Some(model) = &facts.model {
-        attributes.push(KeyValue::new(GEN_AI_REQUEST_MODEL, model.clone()));
-    }
+    // gen_ai.request.model, llm_gateway.region and server.address, as the metrics carry them.
+    attributes.extend(facts.metric_attributes.request_attributes());
     if let Some(port) = facts.server_port {
         attributes.push(KeyValue::new(SERVER_PORT, i64::from(port)));
     }
@@ -166,10 +163,17 @@ pub(crate) fn attempt_span(
     resend_count: i64,
 ) -> SpanHandle {
     let url = request.url();
-    let method = request.method().as_str();
+    // The span is named for the method; POST, the one the gateway serves, is not copied.
+    let (name, method): (Cow<'static, str>, StringValue) =
+        if request.method() == reqwest::Method::POST {
+            (Cow::Borrowed("POST"), "POST".into())
+        } else {
+            let m = request.method().as_str().to_owned();
+            (Cow::Owned(m.clone()), m.into())
+        };
     let mut attributes = Vec::with_capacity(8);
     attributes.extend([
-        KeyValue::new(HTTP_REQUEST_METHOD, method.to_owned()),
+        KeyValue::new(HTTP_REQUEST_METHOD, method),
         KeyValue::new(URL_FULL, crate::redact::redact_url(url)),
         KeyValue::new(HTTP_REQUEST_RESEND_COUNT, resend_count),
     ]);
@@ -179,11 +183,6 @@ pub(crate) fn attempt_span(
     if let Some(port) = url.port_or_known_default() {
         attributes.push(KeyValue::new(SERVER_PORT, i64::from(port)));
     }
-    let name = if request.method() == reqwest::Method::POST {
-        Cow::Borrowed("POST")
-    } else {
-        Cow::Owned(method.to_owned())
-    };
     SpanHandle::start(tracer.tracer(), call.context(), name, attributes)
 }
 
