@@ -32,21 +32,6 @@ pub(crate) struct Config {
     pub(crate) tracer: TracerSource,
 }
 
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            matcher: Box::new(GatewayMatcher::default()),
-            regions: RegionMap::default(),
-            error_body_limit: DEFAULT_ERROR_BODY_LIMIT,
-            metrics: Metrics::new(&default_meter()),
-            retry: None,
-            preflight: PreflightMode::default(),
-            catalog: None,
-            tracer: TracerSource::default(),
-        }
-    }
-}
-
 /// The global meter provider's meter for this crate (set it, e.g. with [`crate::init`],
 /// before building the middleware).
 fn default_meter() -> opentelemetry::metrics::Meter {
@@ -90,7 +75,7 @@ pub struct GatewayMiddlewareBuilder {
     error_body_limit: Option<usize>,
     meter: Option<opentelemetry::metrics::Meter>,
     tracer: TracerSource,
-    retry: Option<Retry>,
+    retry: Retry,
     preflight: PreflightMode,
     lookup_region_models: bool,
 }
@@ -164,10 +149,20 @@ impl GatewayMiddlewareBuilder {
         self
     }
 
-    /// Retry 429s, 5xx, timeouts and connect errors with backoff, honouring the server's
-    /// hints, and fall back to other models (off unless set; see [`Retry`]).
+    /// How 429s, 408s, 5xx, timeouts and connect errors are retried, and which fallback
+    /// models are tried. On by default ([`Retry::default`]: 3 attempts per model, server
+    /// hints honoured up to 30 s, a retry budget); [`Retry::disabled`] sends every call once.
+    ///
+    /// ```
+    /// use llm_gateway_otel::{retry::Retry, GatewayMiddleware};
+    /// // Every call is sent exactly once; a 429 or a 503 reaches the caller as it is.
+    /// let middleware = GatewayMiddleware::builder()
+    ///     .retry(Retry::disabled())
+    ///     .build()
+    ///     .unwrap();
+    /// ```
     pub fn retry(mut self, retry: Retry) -> Self {
-        self.retry = Some(retry);
+        self.retry = retry;
         self
     }
 
@@ -198,15 +193,13 @@ impl GatewayMiddlewareBuilder {
                 "error_body_limit {error_body_limit} is over the maximum {MAX_ERROR_BODY_LIMIT}"
             )));
         }
-        if let Some(retry) = &self.retry {
-            retry.validate()?;
-        }
+        self.retry.validate()?;
         Ok(GatewayMiddleware::from_config(Config {
             matcher: self.matcher.unwrap_or_else(|| Box::new(self.hosts)),
             regions: self.regions,
             error_body_limit,
             metrics: Metrics::new(&self.meter.unwrap_or_else(default_meter)),
-            retry: self.retry.map(RetryState::new),
+            retry: self.retry.enabled().then(|| RetryState::new(self.retry)),
             preflight: self.preflight,
             catalog: self
                 .lookup_region_models

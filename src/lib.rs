@@ -75,10 +75,12 @@ pub struct GatewayMiddleware {
 }
 
 impl Default for GatewayMiddleware {
+    /// The gateway's own hosts, retries on ([`retry::Retry::default`]), pre-flight warnings,
+    /// the global meter and tracer providers.
     fn default() -> Self {
-        GatewayMiddleware {
-            config: Arc::new(Config::default()),
-        }
+        GatewayMiddlewareBuilder::default()
+            .build()
+            .expect("the default configuration is valid")
     }
 }
 

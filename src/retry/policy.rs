@@ -68,7 +68,8 @@ pub enum FallbackMode {
     Gateway,
 }
 
-/// Retry settings. `Retry::default()` is what most gateway users want.
+/// Retry settings. `Retry::default()` is what the middleware uses unless told otherwise, and
+/// what most gateway users want; [`Retry::disabled`] turns retries off.
 ///
 /// ```
 /// use std::time::Duration;
@@ -98,6 +99,8 @@ pub struct Retry {
     pub(crate) disable_gateway_retry: bool,
     pub(crate) pacing: bool,
     pub(crate) classifier: Arc<dyn RetryClassifier>,
+    /// False for [`Retry::disabled`]: no attempt loop, no budget, no pacing.
+    enabled: bool,
 }
 
 impl fmt::Debug for Retry {
@@ -113,6 +116,7 @@ impl fmt::Debug for Retry {
             .field("fallback_mode", &self.fallback_mode)
             .field("disable_gateway_retry", &self.disable_gateway_retry)
             .field("pacing", &self.pacing)
+            .field("enabled", &self.enabled)
             .finish_non_exhaustive()
     }
 }
@@ -134,11 +138,38 @@ impl Default for Retry {
             disable_gateway_retry: false,
             pacing: false,
             classifier: Arc::new(DefaultRetryClassifier),
+            enabled: true,
         }
     }
 }
 
 impl Retry {
+    /// No retries, no fallbacks, no pacing: every call is sent once and its outcome, a 429 or
+    /// a 503 included, reaches the caller as it came. For callers that retry by themselves
+    /// (or must never send a request twice). The other settings of a disabled `Retry` are
+    /// not used.
+    ///
+    /// ```
+    /// use llm_gateway_otel::{retry::Retry, GatewayMiddleware};
+    /// let middleware = GatewayMiddleware::builder()
+    ///     .retry(Retry::disabled())
+    ///     .build()
+    ///     .unwrap();
+    /// ```
+    pub fn disabled() -> Self {
+        Retry {
+            max_attempts: 1,
+            budget: None,
+            enabled: false,
+            ..Retry::default()
+        }
+    }
+
+    /// Whether calls go through the attempt loop (false only for [`Retry::disabled`]).
+    pub(crate) fn enabled(&self) -> bool {
+        self.enabled
+    }
+
     /// Attempts per model, the first included (1 = no retry). Must be at least 1.
     pub fn max_attempts(mut self, attempts: u32) -> Self {
         self.max_attempts = attempts;

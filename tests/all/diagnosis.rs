@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use llm_gateway_otel::diagnose::PreflightMode;
+use llm_gateway_otel::retry::Retry;
 use llm_gateway_otel::{
     Cause, GatewayMiddleware, GatewayMiddlewareBuilder, Region, ReportSlot, SupportReport,
     SupportReportExt,
@@ -40,10 +41,13 @@ async fn keyed(region: SimRegion) -> (Simulator, ClientWithMiddleware) {
         SimRegion::Us => Region::US,
         SimRegion::Eu => Region::EU,
     };
+    // One attempt per call: these tests look at how one response is diagnosed, and the
+    // default retries would clear the faults the simulator injects once.
     let client = client_with(
         GatewayMiddleware::builder()
             .traced()
-            .gateway_host(sim.addr().to_string(), label),
+            .gateway_host(sim.addr().to_string(), label)
+            .retry(Retry::disabled()),
     );
     (sim, client)
 }
@@ -927,6 +931,7 @@ async fn timeout_fills_the_report_slot() {
     let middleware = GatewayMiddleware::builder()
         .traced()
         .gateway_host(sim.addr().to_string(), Region::US)
+        .retry(Retry::disabled())
         .build()
         .unwrap();
     let client = ClientBuilder::new(

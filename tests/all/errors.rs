@@ -11,7 +11,7 @@ use crate::support::*;
 /// the call's span.
 async fn call_with(fault: Fault, read_body: bool) -> (u16, Vec<u8>, SpanData) {
     let capture = Capture::start();
-    let (sim, client) = simulator().await;
+    let (sim, client) = simulator_without_retry().await;
     sim.inject(fault);
     let response = client
         .post(sim.chat_url())
@@ -191,7 +191,7 @@ async fn plain_text_and_garbage_error_bodies() {
 #[tokio::test]
 async fn model_not_found_404_and_400_validation_come_from_the_gateway() {
     let capture = Capture::start();
-    let (sim, client) = simulator().await;
+    let (sim, client) = simulator_without_retry().await;
     let r = client
         .post(sim.chat_url())
         .json(&chat("gpt-9-nonexistent"))

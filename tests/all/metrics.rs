@@ -94,6 +94,7 @@ async fn calls_attempts_tokens_and_rate_limits_are_measured() {
         .traced()
         .gateway_host(sim.addr().to_string(), Region::EU)
         .meter(provider.meter("test"))
+        .retry(llm_gateway_otel::retry::Retry::disabled()) // the 429 below reaches the caller
         .build()
         .unwrap();
     let client = client(middleware);

@@ -160,10 +160,26 @@ pub fn client_for(host_port: &str, region: Region) -> ClientWithMiddleware {
     )
 }
 
-/// A US simulator and a client for it.
+/// A US simulator and a client for it (the default middleware: retries on).
 pub async fn simulator() -> (Simulator, ClientWithMiddleware) {
     let sim = Simulator::start().await.expect("simulator");
     let client = client_for(&sim.addr().to_string(), Region::US);
+    (sim, client)
+}
+
+/// A US simulator and a client that sends every call once (`Retry::disabled()`), for tests
+/// of how one failing response is recorded: with the default retries, a 429 or a 5xx the
+/// simulator sends once would be retried away.
+pub async fn simulator_without_retry() -> (Simulator, ClientWithMiddleware) {
+    let sim = Simulator::start().await.expect("simulator");
+    let client = client(
+        GatewayMiddleware::builder()
+            .traced()
+            .gateway_host(sim.addr().to_string(), Region::US)
+            .retry(llm_gateway_otel::retry::Retry::disabled())
+            .build()
+            .expect("config"),
+    );
     (sim, client)
 }
 
