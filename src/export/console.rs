@@ -6,8 +6,9 @@ use opentelemetry::trace::Status;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 
-/// Prints each finished span as a header line (name, status, duration, ids) followed by its
-/// attributes and events, one per line. For reading, not parsing.
+/// Prints each finished span as a header line (name, status, duration, ids, and the parent's
+/// id when it has one) followed by its attributes and events, one per line. For reading, not
+/// parsing.
 #[derive(Debug, Default)]
 pub struct ConsoleExporter;
 
@@ -25,7 +26,7 @@ impl ConsoleExporter {
             Status::Error { description } => format!("error: {description}"),
         };
         let mut out = format!(
-            "span {:?} [{}] at {} for {:.1} ms trace={} span={}\n",
+            "span {:?} [{}] at {} for {:.1} ms trace={} span={}",
             span.name,
             status,
             rfc3339_utc(span.start_time),
@@ -33,6 +34,10 @@ impl ConsoleExporter {
             span.span_context.trace_id(),
             span.span_context.span_id(),
         );
+        if span.parent_span_id != opentelemetry::trace::SpanId::INVALID {
+            out.push_str(&format!(" parent={}", span.parent_span_id));
+        }
+        out.push('\n');
         for kv in &span.attributes {
             out.push_str(&format!("    {} = {}\n", kv.key, kv.value));
         }

@@ -25,17 +25,16 @@ use names::*;
 /// Longest status description put on a span.
 const MAX_STATUS_DESCRIPTION: usize = 256;
 
-/// Where the spans' tracer comes from: a provider given to the builder, or the global
-/// provider, looked up at the first call (so that a middleware built before
-/// [`crate::init`] still records).
-#[derive(Clone)]
+/// Where the spans' tracer comes from, decided at each call until one is found:
+/// 1. a provider given to the builder;
+/// 2. the global provider, once the application has set one (looked up at the call, so a
+///    middleware built before [`crate::init`] still records; kept once found);
+/// 3. the `tracing-opentelemetry` layer of the current `tracing` subscriber, for applications
+///    that set up only that layer and no global provider: the spans are started as `tracing`
+///    spans, and the layer's tracer builds them;
+/// 4. nothing: calls work, no span is recorded, and one warning per process names the fix.
+#[derive(Clone, Default)]
 pub(crate) struct TracerSource(Arc<OnceLock<BoxedTracer>>);
-
-impl Default for TracerSource {
-    fn default() -> Self {
-        TracerSource(Arc::new(OnceLock::new()))
-    }
-}
 
 impl TracerSource {
     pub(crate) fn from_provider<P>(provider: &P) -> TracerSource
@@ -48,9 +47,81 @@ impl TracerSource {
         TracerSource(Arc::new(OnceLock::from(tracer)))
     }
 
-    fn tracer(&self) -> &BoxedTracer {
-        self.0
-            .get_or_init(|| opentelemetry::global::tracer(TRACING_TARGET))
+    /// Starts a call's span, a child of the current context, with the first source that
+    /// records (see the type's documentation).
+    fn start_call(&self, name: Cow<'static, str>, attributes: Vec<KeyValue>) -> SpanHandle {
+        let parent = Context::current();
+        if let Some(tracer) = self.0.get() {
+            return SpanHandle::start(tracer, &parent, name, attributes);
+        }
+        let global = opentelemetry::global::tracer(TRACING_TARGET);
+        let builder = span_builder(name.clone(), attributes.clone());
+        let span = global.build_with_context(builder, &parent);
+        if is_from_a_real_provider(&span, &parent) {
+            let handle = SpanHandle::from_span(&parent, span);
+            let _ = self.0.set(global);
+            return handle;
+        }
+        drop(span);
+        SpanHandle::start_in_tracing(None, name, attributes).unwrap_or_else(|| {
+            warn_no_tracer();
+            SpanHandle::none(parent)
+        })
+    }
+
+    /// Starts an attempt's span, a child of `call`, with the source the call's span came from.
+    fn start_attempt(
+        &self,
+        call: &SpanHandle,
+        name: Cow<'static, str>,
+        attributes: Vec<KeyValue>,
+    ) -> SpanHandle {
+        if let Some(parent) = &call.tracing {
+            return SpanHandle::start_in_tracing(Some(parent), name, attributes)
+                .unwrap_or_else(|| SpanHandle::none(call.cx.clone()));
+        }
+        match self.0.get() {
+            Some(tracer) if call.owned => SpanHandle::start(tracer, &call.cx, name, attributes),
+            _ => SpanHandle::none(call.cx.clone()),
+        }
+    }
+}
+
+fn span_builder(name: Cow<'static, str>, attributes: Vec<KeyValue>) -> SpanBuilder {
+    SpanBuilder::from_name(name)
+        .with_kind(SpanKind::Client)
+        .with_attributes(attributes)
+}
+
+/// A no-op tracer (the global provider nobody set, or one shut down) gives back its parent's
+/// span context, or an invalid one; any real tracer starts a span of its own, with new ids
+/// even when its sampler drops it.
+fn is_from_a_real_provider(span: &impl opentelemetry::trace::Span, parent: &Context) -> bool {
+    let own = span.span_context();
+    own.is_valid() && own.span_id() != parent.span().span_context().span_id()
+}
+
+/// What the one warning says when a call finds nowhere to record its span.
+pub(crate) const NO_TRACER_WARNING: &str = "llm-gateway-otel: gateway calls are not traced. \
+    No OpenTelemetry tracer provider was given, the global one is a no-op, and the current \
+    `tracing` subscriber has no tracing-opentelemetry layer taking INFO spans of target \
+    `llm_gateway_otel`. Fix: call llm_gateway_otel::init(), or \
+    opentelemetry::global::set_tracer_provider(provider), or \
+    GatewayMiddleware::builder().tracer_provider(&provider). Calls are sent as usual.";
+
+/// Once per process, when a call finds nowhere to record its span: on the `tracing`
+/// subscriber if there is one, else on stderr.
+fn warn_no_tracer() {
+    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        return;
+    }
+    let no_subscriber =
+        tracing::dispatcher::get_default(|d| d.is::<tracing::subscriber::NoSubscriber>());
+    if no_subscriber {
+        eprintln!("{NO_TRACER_WARNING}");
+    } else {
+        tracing::warn!(target: TRACING_TARGET, "{NO_TRACER_WARNING}");
     }
 }
 
@@ -59,28 +130,91 @@ impl TracerSource {
 /// runs under it. Spans are recorded through the OpenTelemetry API directly, not through
 /// `tracing` spans, which cost several times more per attribute; the parent is the current
 /// OpenTelemetry context, which `tracing-opentelemetry` keeps in step with the entered
-/// `tracing` span.
+/// `tracing` span. When the only tracer is a `tracing-opentelemetry` layer's, the span is
+/// started as a `tracing` span (kept alive here) and written through the OpenTelemetry span
+/// the layer built for it.
 #[derive(Clone)]
 pub(crate) struct SpanHandle {
     cx: Context,
     recording: bool,
+    /// False when no span was started: `cx` is then the parent's context, whose span is not
+    /// ours to end.
+    owned: bool,
+    tracing: Option<tracing::Span>,
 }
 
 impl SpanHandle {
     fn start(
         tracer: &BoxedTracer,
         parent: &Context,
-        name: impl Into<Cow<'static, str>>,
+        name: Cow<'static, str>,
         attributes: Vec<KeyValue>,
     ) -> SpanHandle {
-        let builder = SpanBuilder::from_name(name)
-            .with_kind(SpanKind::Client)
-            .with_attributes(attributes);
-        let span = tracer.build_with_context(builder, parent);
+        let span = tracer.build_with_context(span_builder(name, attributes), parent);
+        SpanHandle::from_span(parent, span)
+    }
+
+    fn from_span(parent: &Context, span: opentelemetry::global::BoxedSpan) -> SpanHandle {
         let recording = span.is_recording();
         SpanHandle {
             cx: parent.with_span(span),
             recording,
+            owned: true,
+            tracing: None,
+        }
+    }
+
+    /// A span started as a `tracing` span (a child of `parent`, or of the current `tracing`
+    /// span) and built by the subscriber's `tracing-opentelemetry` layer; `None` when there is
+    /// no such layer, or the subscriber's filter leaves the span out.
+    fn start_in_tracing(
+        parent: Option<&tracing::Span>,
+        name: Cow<'static, str>,
+        attributes: Vec<KeyValue>,
+    ) -> Option<SpanHandle> {
+        let name: &str = &name;
+        let span = match parent {
+            None => tracing::info_span!(
+                target: TRACING_TARGET,
+                "chat",
+                otel.name = name,
+                otel.kind = "client"
+            ),
+            Some(parent) => tracing::info_span!(
+                target: TRACING_TARGET,
+                parent: parent,
+                "attempt",
+                otel.name = name,
+                otel.kind = "client"
+            ),
+        };
+        let id = span.id()?;
+        let cx =
+            tracing::dispatcher::get_default(|d| tracing_opentelemetry::get_otel_context(&id, d))?;
+        let otel = cx.span();
+        if !otel.span_context().is_valid() {
+            return None;
+        }
+        let recording = otel.is_recording();
+        if recording {
+            otel.set_attributes(attributes);
+        }
+        drop(otel);
+        Some(SpanHandle {
+            cx,
+            recording,
+            owned: true,
+            tracing: Some(span),
+        })
+    }
+
+    /// No span: what runs under it keeps the parent's context.
+    fn none(parent: Context) -> SpanHandle {
+        SpanHandle {
+            cx: parent,
+            recording: false,
+            owned: false,
+            tracing: None,
         }
     }
 
@@ -121,14 +255,15 @@ impl SpanHandle {
 
     /// Ends the span now (later calls do nothing).
     pub(crate) fn end(&self) {
-        self.cx.span().end();
+        if self.owned {
+            self.cx.span().end();
+        }
     }
 }
 
 /// Starts the logical span of one gateway call, a child of the current context. Its start
 /// time is the time the request is sent.
 pub(crate) fn call_span(tracer: &TracerSource, facts: &RequestFacts) -> SpanHandle {
-    let tracer = tracer.tracer();
     let name: Cow<'static, str> = match &facts.model {
         Some(model) => format!("{OPERATION_CHAT} {model}").into(),
         None => OPERATION_CHAT.into(),
@@ -152,7 +287,7 @@ pub(crate) fn call_span(tracer: &TracerSource, facts: &RequestFacts) -> SpanHand
     if facts.described {
         attributes.push(KeyValue::new(GEN_AI_REQUEST_STREAM, facts.stream));
     }
-    SpanHandle::start(tracer, &Context::current(), name, attributes)
+    tracer.start_call(name, attributes)
 }
 
 /// Starts the span of one HTTP attempt, a child of the call's span.
@@ -183,7 +318,7 @@ pub(crate) fn attempt_span(
     if let Some(port) = url.port_or_known_default() {
         attributes.push(KeyValue::new(SERVER_PORT, i64::from(port)));
     }
-    SpanHandle::start(tracer.tracer(), call.context(), name, attributes)
+    tracer.start_attempt(call, name, attributes)
 }
 
 /// Records on an attempt span (and the attempt metrics) what came back: a status, or a

@@ -14,6 +14,7 @@ mod passthrough;
 mod promql;
 mod retry;
 mod secrets;
+mod setups;
 mod spans;
 mod streaming;
 mod support;
