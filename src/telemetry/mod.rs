@@ -191,15 +191,13 @@ impl SpanHandle {
         let id = span.id()?;
         let cx =
             tracing::dispatcher::get_default(|d| tracing_opentelemetry::get_otel_context(&id, d))?;
-        let otel = cx.span();
-        if !otel.span_context().is_valid() {
+        if !cx.span().span_context().is_valid() {
             return None;
         }
-        let recording = otel.is_recording();
+        let recording = cx.span().is_recording();
         if recording {
-            otel.set_attributes(attributes);
+            cx.span().set_attributes(attributes);
         }
-        drop(otel);
         Some(SpanHandle {
             cx,
             recording,
