@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use llm_gateway_otel::export::{rfc3339_utc, Init};
+use llm_gateway_otel::export::{rfc3339_utc, Init, DEFAULT_EXPORT_DEADLINE};
 use llm_gateway_otel::names::*;
 use llm_gateway_otel::retry::Retry;
 use llm_gateway_otel::{GatewayMiddleware, Region};
@@ -62,10 +62,14 @@ async fn main() -> Result<(), Error> {
         send(&plan.client, call).await;
     }
 
-    guard.flush();
     print_table(&collected.spans());
-    if to_otlp {
-        println!("\nSpans were exported over OTLP (OTEL_EXPORTER_OTLP_ENDPOINT).");
+    // Bounded: a collector that does not answer costs at most the deadline (3 s), and says so.
+    match guard.shutdown(DEFAULT_EXPORT_DEADLINE) {
+        Ok(()) if to_otlp => {
+            println!("\nSpans and metrics were exported over OTLP (OTEL_EXPORTER_OTLP_ENDPOINT).")
+        }
+        Ok(()) => {}
+        Err(e) => println!("\nNOT EXPORTED: {e}"),
     }
     Ok(())
 }

@@ -20,12 +20,19 @@
 //! inside the SDK's batch thread panics with "no reactor running").
 
 use std::fmt;
+use std::io::IsTerminal as _;
+use std::sync::Arc;
 use std::time::Duration;
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::{MetricExporter, SpanExporter, WithExportConfig};
-use opentelemetry_sdk::metrics::SdkMeterProvider;
-use opentelemetry_sdk::trace::{SdkTracerProvider, SpanProcessor, TracerProviderBuilder};
+use opentelemetry_sdk::metrics::data::ResourceMetrics;
+use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
+use opentelemetry_sdk::metrics::{SdkMeterProvider, Temporality};
+use opentelemetry_sdk::trace::{
+    SdkTracerProvider, SpanData, SpanExporter as SdkSpanExporter, SpanProcessor,
+    TracerProviderBuilder,
+};
 use opentelemetry_sdk::Resource;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -35,8 +42,10 @@ mod console;
 
 pub use console::{rfc3339_utc, ConsoleExporter};
 
-/// How long dropping the guard may wait for the last spans to leave.
-pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long [`TelemetryGuard::flush`], and the shutdown when the guard is dropped, may take
+/// in all (traces and metrics together) unless [`Init::export_deadline`] or
+/// [`TelemetryGuard::with_deadline`] says otherwise.
+pub const DEFAULT_EXPORT_DEADLINE: Duration = Duration::from_secs(3);
 
 /// Why telemetry could not be set up.
 #[derive(Debug)]
@@ -50,17 +59,57 @@ impl fmt::Display for InitError {
 
 impl std::error::Error for InitError {}
 
-/// Keeps the exporter alive; flushes and shuts it down (within [`SHUTDOWN_TIMEOUT`]) when
-/// dropped. Keep it in `main` for the life of the program.
+/// Telemetry that did not reach the collector: a flush or shutdown that failed or ran out of
+/// time, or exports that failed since the last flush. The gateway calls themselves are never
+/// affected.
+#[derive(Debug, Clone)]
+pub struct ExportError {
+    message: String,
+    timed_out: bool,
+}
+
+impl ExportError {
+    /// Whether the flush or shutdown was abandoned at its deadline (what was not sent by then
+    /// is dropped).
+    pub fn timed_out(&self) -> bool {
+        self.timed_out
+    }
+}
+
+impl fmt::Display for ExportError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "telemetry export failed: {}", self.message)
+    }
+}
+
+impl std::error::Error for ExportError {}
+
+/// Keeps the exporters alive; flushes and shuts them down (within the guard's deadline,
+/// [`DEFAULT_EXPORT_DEADLINE`] unless set) when dropped. Keep it in `main` for the life of the
+/// program; at the end, [`shutdown`](Self::shutdown) says whether everything was exported.
+///
+/// ```no_run
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let telemetry = llm_gateway_otel::init()?;
+/// // … the program …
+/// if let Err(e) = telemetry.shutdown(std::time::Duration::from_secs(2)) {
+///     eprintln!("{e}"); // e.g. the collector did not answer in time
+/// }
+/// # Ok(()) }
+/// ```
 #[must_use = "dropping the guard shuts the exporter down"]
 pub struct TelemetryGuard {
     provider: Option<SdkTracerProvider>,
     meter_provider: Option<SdkMeterProvider>,
+    health: Arc<Health>,
+    deadline: Duration,
 }
 
 impl TelemetryGuard {
     /// A guard over providers you built yourself (say, with [`Init::build_provider`] and
-    /// [`Init::build_meter_provider`] for your own subscriber).
+    /// [`Init::build_meter_provider`] for your own subscriber). Its flush and shutdown are
+    /// bounded the same way; exports that failed between flushes are only seen by the guard
+    /// [`Init::install`] returns.
     pub fn new(
         tracer_provider: Option<SdkTracerProvider>,
         meter_provider: Option<SdkMeterProvider>,
@@ -68,7 +117,16 @@ impl TelemetryGuard {
         TelemetryGuard {
             provider: tracer_provider,
             meter_provider,
+            health: Arc::default(),
+            deadline: DEFAULT_EXPORT_DEADLINE,
         }
+    }
+
+    /// How long [`flush`](Self::flush), and the shutdown when the guard is dropped, may take
+    /// in all (default [`DEFAULT_EXPORT_DEADLINE`]).
+    pub fn with_deadline(mut self, deadline: Duration) -> TelemetryGuard {
+        self.deadline = deadline;
+        self
     }
 
     /// The tracer provider, when export is enabled.
@@ -81,63 +139,98 @@ impl TelemetryGuard {
         self.meter_provider.as_ref()
     }
 
-    /// Exports every finished span and the current metrics now.
-    pub fn flush(&self) {
-        if let Some(p) = &self.provider {
-            if let Err(e) = p.force_flush() {
-                tracing::warn!(target: crate::names::TRACING_TARGET, "span flush failed: {e}");
-            }
+    /// Exports every finished span and the current metrics now, waiting at most the guard's
+    /// deadline for both together, whatever the collector does (refuses, never answers, is
+    /// slow). `Err` when that did not work, or when an export failed since the last flush.
+    pub fn flush(&self) -> Result<(), ExportError> {
+        let mut jobs: Vec<Job> = Vec::new();
+        if let Some(p) = self.provider.clone() {
+            jobs.push(("spans", Box::new(move |_| p.force_flush())));
         }
-        if let Some(p) = &self.meter_provider {
-            if let Err(e) = p.force_flush() {
-                tracing::warn!(target: crate::names::TRACING_TARGET, "metric flush failed: {e}");
-            }
+        if let Some(p) = self.meter_provider.clone() {
+            jobs.push(("metrics", Box::new(move |_| p.force_flush())));
         }
+        let result = run_within(jobs, self.deadline, "flush");
+        self.health.take_failures(result)
     }
 
-    /// Flushes and shuts the exporters down, waiting at most `timeout` for each.
-    pub fn shutdown(mut self, timeout: Duration) -> Result<(), InitError> {
+    /// Flushes and shuts the exporters down, waiting at most `timeout` in all (traces and
+    /// metrics together). `Err` when that did not work, or when an export failed since the
+    /// last flush.
+    pub fn shutdown(mut self, timeout: Duration) -> Result<(), ExportError> {
         self.shutdown_all(timeout)
     }
 
-    fn shutdown_all(&mut self, timeout: Duration) -> Result<(), InitError> {
+    fn shutdown_all(&mut self, timeout: Duration) -> Result<(), ExportError> {
         // The SDK's periodic metric reader ignores the timeout it is given (it waits 5 s), and
-        // an exporter stuck on a dead collector can hold a shutdown longer still: each
-        // shutdown runs on its own thread and is abandoned at `timeout`.
-        let (tx, rx) = std::sync::mpsc::channel();
-        let mut pending = 0;
+        // an exporter stuck on a dead collector holds a shutdown as long as its own export
+        // timeout: each shutdown runs on its own thread and is abandoned at the deadline.
+        let mut jobs: Vec<Job> = Vec::new();
         if let Some(p) = self.provider.take() {
-            pending += 1;
-            let tx = tx.clone();
-            spawn_shutdown(move || {
-                let _ = tx.send(p.shutdown_with_timeout(timeout));
-            });
+            jobs.push(("spans", Box::new(move |t| p.shutdown_with_timeout(t))));
         }
         if let Some(p) = self.meter_provider.take() {
-            pending += 1;
-            spawn_shutdown(move || {
-                let _ = tx.send(p.shutdown_with_timeout(timeout));
-            });
+            jobs.push(("metrics", Box::new(move |t| p.shutdown_with_timeout(t))));
         }
-        let deadline = std::time::Instant::now() + timeout;
-        for _ in 0..pending {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => return Err(InitError(format!("shutdown: {e}"))),
-                Err(_) => {
-                    return Err(InitError(format!(
-                        "shutdown did not finish within {timeout:?}; unsent telemetry was dropped"
-                    )))
-                }
-            }
+        if jobs.is_empty() {
+            return Ok(());
         }
-        Ok(())
+        let result = run_within(jobs, timeout, "shutdown");
+        self.health.take_failures(result)
     }
 }
 
-/// Runs `f` on a detached thread (a shutdown that may outlive its deadline).
-fn spawn_shutdown(f: impl FnOnce() + Send + 'static) {
+/// One signal's flush or shutdown, given the time it has left.
+type Job = (
+    &'static str,
+    Box<dyn FnOnce(Duration) -> opentelemetry_sdk::error::OTelSdkResult + Send>,
+);
+
+/// Runs every job on a thread of its own and waits for all of them until `deadline` has
+/// passed since the start; a job still running then is abandoned (its thread goes on, and
+/// whatever it had not sent is lost).
+fn run_within(jobs: Vec<Job>, deadline: Duration, what: &str) -> Result<(), ExportError> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let pending = jobs.len();
+    for (signal, job) in jobs {
+        let tx = tx.clone();
+        spawn_detached(move || {
+            let _ = tx.send((signal, job(deadline)));
+        });
+    }
+    let until = std::time::Instant::now() + deadline;
+    let mut errors = Vec::new();
+    let mut finished = 0;
+    while finished < pending {
+        let left = until.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok((_, Ok(()))) => finished += 1,
+            Ok((signal, Err(e))) => {
+                finished += 1;
+                errors.push(format!("{signal} {what}: {e}"));
+            }
+            Err(_) => {
+                return Err(ExportError {
+                    message: format!(
+                        "{what} did not finish within {deadline:?}; what was not sent by then is dropped"
+                    ),
+                    timed_out: true,
+                })
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ExportError {
+            message: errors.join("; "),
+            timed_out: false,
+        })
+    }
+}
+
+/// Runs `f` on a detached thread (a flush or shutdown that may outlive its deadline).
+fn spawn_detached(f: impl FnOnce() + Send + 'static) {
     if let Err(e) = std::thread::Builder::new()
         .name("otel-shutdown".into())
         .spawn(f)
@@ -148,7 +241,102 @@ fn spawn_shutdown(f: impl FnOnce() + Send + 'static) {
 
 impl Drop for TelemetryGuard {
     fn drop(&mut self) {
-        let _ = self.shutdown_all(SHUTDOWN_TIMEOUT);
+        if let Err(e) = self.shutdown_all(self.deadline) {
+            tracing::warn!(target: crate::names::TRACING_TARGET, "{e}");
+        }
+    }
+}
+
+/// What the exporters [`Init`] builds saw since the last flush: how many exports failed, and
+/// the last error.
+#[derive(Debug, Default)]
+struct Health {
+    failures: std::sync::Mutex<(u64, Option<String>)>,
+}
+
+impl Health {
+    fn record(&self, signal: &str, result: &opentelemetry_sdk::error::OTelSdkResult) {
+        if let Err(e) = result {
+            if let Ok(mut f) = self.failures.lock() {
+                f.0 += 1;
+                f.1 = Some(format!("{signal} export: {e}"));
+            }
+        }
+    }
+
+    /// `result`, or the exports that failed since the last call when `result` is `Ok`.
+    fn take_failures(&self, result: Result<(), ExportError>) -> Result<(), ExportError> {
+        let taken = self
+            .failures
+            .lock()
+            .map(|mut f| std::mem::take(&mut *f))
+            .unwrap_or_default();
+        let failed = match taken {
+            (0, _) => None,
+            (n, last) => Some(format!(
+                "{n} export(s) failed since the last flush, the last with {}",
+                last.unwrap_or_default()
+            )),
+        };
+        match (result, failed) {
+            (Ok(()), None) => Ok(()),
+            (Ok(()), Some(failed)) => Err(ExportError {
+                message: failed,
+                timed_out: false,
+            }),
+            (Err(e), None) => Err(e),
+            (Err(e), Some(failed)) => Err(ExportError {
+                message: format!("{}; {failed}", e.message),
+                timed_out: e.timed_out,
+            }),
+        }
+    }
+}
+
+/// An exporter whose failed exports are counted in a [`Health`].
+#[derive(Debug)]
+struct Watched<E> {
+    inner: E,
+    health: Arc<Health>,
+}
+
+impl<E: SdkSpanExporter> SdkSpanExporter for Watched<E> {
+    async fn export(&self, batch: Vec<SpanData>) -> opentelemetry_sdk::error::OTelSdkResult {
+        let result = self.inner.export(batch).await;
+        self.health.record("span", &result);
+        result
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> opentelemetry_sdk::error::OTelSdkResult {
+        self.inner.shutdown_with_timeout(timeout)
+    }
+
+    fn force_flush(&self) -> opentelemetry_sdk::error::OTelSdkResult {
+        self.inner.force_flush()
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.inner.set_resource(resource);
+    }
+}
+
+impl<E: PushMetricExporter> PushMetricExporter for Watched<E> {
+    async fn export(&self, metrics: &ResourceMetrics) -> opentelemetry_sdk::error::OTelSdkResult {
+        let result = self.inner.export(metrics).await;
+        self.health.record("metric", &result);
+        result
+    }
+
+    fn force_flush(&self) -> opentelemetry_sdk::error::OTelSdkResult {
+        self.inner.force_flush()
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> opentelemetry_sdk::error::OTelSdkResult {
+        self.inner.shutdown_with_timeout(timeout)
+    }
+
+    fn temporality(&self) -> Temporality {
+        self.inner.temporality()
     }
 }
 
@@ -211,6 +399,8 @@ pub struct Init {
     endpoint: Option<String>,
     timeout: Option<Duration>,
     processors: Vec<AddProcessor>,
+    health: Arc<Health>,
+    deadline: Duration,
 }
 
 impl Init {
@@ -242,6 +432,24 @@ impl Init {
             endpoint: None,
             timeout: None,
             processors: Vec::new(),
+            health: Arc::default(),
+            deadline: DEFAULT_EXPORT_DEADLINE,
+        }
+    }
+
+    /// How long the guard's [`flush`](TelemetryGuard::flush), and its shutdown when dropped,
+    /// may take in all, traces and metrics together (default [`DEFAULT_EXPORT_DEADLINE`]).
+    /// A collector that does not answer costs this much at exit, never more.
+    pub fn export_deadline(mut self, deadline: Duration) -> Init {
+        self.deadline = deadline;
+        self
+    }
+
+    /// Wraps an exporter so that its failures reach the guard.
+    fn watched<E>(&self, inner: E) -> Watched<E> {
+        Watched {
+            inner,
+            health: Arc::clone(&self.health),
         }
     }
 
@@ -316,6 +524,7 @@ impl Init {
             Exporter::Console | Exporter::None => return Ok(None),
         }
         .map_err(|e| InitError(format!("OTLP metric exporter: {e}")))?;
+        let exporter = self.watched(exporter);
         Ok(Some(
             SdkMeterProvider::builder()
                 .with_resource(self.resource())
@@ -330,18 +539,22 @@ impl Init {
         let mut builder = SdkTracerProvider::builder().with_resource(self.resource());
         builder = match exporter {
             Exporter::OtlpGrpc => builder.with_batch_exporter(
-                in_export_runtime(|| {
-                    self.configure(SpanExporter::builder().with_tonic(), "")
-                        .build()
-                })
-                .map_err(|e| InitError(format!("OTLP gRPC exporter: {e}")))?,
+                self.watched(
+                    in_export_runtime(|| {
+                        self.configure(SpanExporter::builder().with_tonic(), "")
+                            .build()
+                    })
+                    .map_err(|e| InitError(format!("OTLP gRPC exporter: {e}")))?,
+                ),
             ),
             Exporter::OtlpHttp => builder.with_batch_exporter(
-                self.configure(SpanExporter::builder().with_http(), "/v1/traces")
-                    .build()
-                    .map_err(|e| InitError(format!("OTLP HTTP exporter: {e}")))?,
+                self.watched(
+                    self.configure(SpanExporter::builder().with_http(), "/v1/traces")
+                        .build()
+                        .map_err(|e| InitError(format!("OTLP HTTP exporter: {e}")))?,
+                ),
             ),
-            Exporter::Console => builder.with_simple_exporter(ConsoleExporter),
+            Exporter::Console => builder.with_simple_exporter(self.watched(ConsoleExporter)),
             Exporter::None => builder,
         };
         for add in self.processors {
@@ -354,6 +567,8 @@ impl Init {
     /// and meter providers the global ones (build the middleware after this, so that it
     /// finds the meter).
     pub fn install(self) -> Result<TelemetryGuard, InitError> {
+        let health = Arc::clone(&self.health);
+        let deadline = self.deadline;
         let meter_provider = self.build_meter_provider()?;
         let provider = self.build_provider()?;
         let tracer = provider.tracer(crate::names::TRACING_TARGET);
@@ -368,6 +583,7 @@ impl Init {
             .with_filter(EnvFilter::new("info"));
         let fmt = tracing_subscriber::fmt::layer()
             .with_writer(std::io::stderr)
+            .with_ansi(std::io::stderr().is_terminal())
             .with_filter(
                 EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
             );
@@ -383,6 +599,8 @@ impl Init {
         Ok(TelemetryGuard {
             provider: Some(provider),
             meter_provider,
+            health,
+            deadline,
         })
     }
 }

@@ -145,3 +145,113 @@ fn a_bad_endpoint_is_an_error_at_setup_not_a_panic_later() {
         .build_provider()
         .is_ok());
 }
+
+/// `flush()` and `shutdown()` of the guard `init` returns keep their deadline (1 s here; the
+/// OTLP export timeout is left at its 10 s) with a collector that accepts connections and
+/// never answers, and say that export failed.
+#[test]
+fn flush_and_shutdown_keep_their_deadline_with_a_black_hole_collector() {
+    let output = crate::support::run_child("collector", "black_hole_flush");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("flush: Err(timed out)"), "{stdout}");
+    assert!(stdout.contains("shutdown: Err(timed out)"), "{stdout}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn child_black_hole_flush() {
+    if !crate::support::is_child("black_hole_flush") {
+        return;
+    }
+    let (addr, _hole) = blackhole(None).await;
+    let deadline = Duration::from_secs(1);
+    let guard = Init::from_env()
+        .otlp_endpoint(format!("http://{addr}"))
+        .export_deadline(deadline)
+        .install()
+        .expect("init");
+    let (succeeded, ()) = some_calls(20).await;
+    assert_eq!(succeeded, 20);
+
+    let started = Instant::now();
+    let flushed = guard.flush();
+    let took = started.elapsed();
+    assert!(
+        flushed.as_ref().is_err_and(|e| e.timed_out()),
+        "{flushed:?}"
+    );
+    assert!(
+        took < deadline + Duration::from_millis(500),
+        "flush took {took:?}"
+    );
+    println!("flush: Err(timed out) in {took:?}");
+
+    let started = Instant::now();
+    let shut = guard.shutdown(deadline);
+    let took = started.elapsed();
+    assert!(shut.as_ref().is_err_and(|e| e.timed_out()), "{shut:?}");
+    assert!(
+        took < deadline + Duration::from_millis(500),
+        "shutdown took {took:?}"
+    );
+    println!("shutdown: Err(timed out) in {took:?}");
+}
+
+/// A collector that refuses connections: the flush says the exports failed (not a timeout).
+#[test]
+fn a_refusing_collector_makes_flush_say_export_failed() {
+    let output = crate::support::run_child("collector", "refused_flush");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("flush: Err(failed)"), "{stdout}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn child_refused_flush() {
+    if !crate::support::is_child("refused_flush") {
+        return;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let guard = Init::from_env()
+        .otlp_endpoint(format!("http://{port}"))
+        .install()
+        .expect("init");
+    let (succeeded, ()) = some_calls(20).await;
+    assert_eq!(succeeded, 20);
+    let flushed = guard.flush();
+    let err = flushed.expect_err("the collector refused every export");
+    assert!(!err.timed_out(), "{err}");
+    assert!(err.to_string().contains("export"), "{err}");
+    println!("flush: Err(failed): {err}");
+    drop(guard);
+}
+
+/// `calls` gateway calls through the default middleware (global providers), all read.
+async fn some_calls(calls: usize) -> (usize, ()) {
+    let sim = Simulator::builder()
+        .rate_limit_per_minute(u32::MAX)
+        .start()
+        .await
+        .unwrap();
+    let client = client(
+        GatewayMiddleware::builder()
+            .gateway_host(sim.addr().to_string(), Region::US)
+            .build()
+            .unwrap(),
+    );
+    let mut ok = 0;
+    for _ in 0..calls {
+        let response = client
+            .post(sim.chat_url())
+            .json(&chat("gpt-4o"))
+            .send()
+            .await;
+        if let Ok(response) = response {
+            if response.status() == 200 && response.bytes().await.is_ok() {
+                ok += 1;
+            }
+        }
+    }
+    (ok, ())
+}

@@ -8,8 +8,6 @@
 //! a child process: the test re-runs this test binary on one `child_*` test, which does
 //! nothing unless `LLM_GATEWAY_SETUP_CHILD` names it.
 
-use std::process::Output;
-
 use futures_util::StreamExt;
 use llm_gateway_otel::{GatewayMiddleware, Region};
 use llm_gateway_simulator::{Fault, Simulator};
@@ -20,31 +18,6 @@ use tracing::Instrument;
 use tracing_subscriber::layer::SubscriberExt;
 
 use crate::support::*;
-
-const CHILD: &str = "LLM_GATEWAY_SETUP_CHILD";
-
-/// Runs the test `setups::child_{name}` of this binary in a child process; fails unless it
-/// ran and passed.
-fn run_child(name: &str) -> Output {
-    let test = format!("setups::child_{name}");
-    let output = std::process::Command::new(std::env::current_exe().expect("test binary"))
-        .args([&test, "--exact", "--nocapture", "--test-threads=1"])
-        .env(CHILD, name)
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("run the child");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success() && stdout.contains("1 passed"),
-        "{test} failed:\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
-    );
-    output
-}
-
-fn is_child(name: &str) -> bool {
-    std::env::var(CHILD).as_deref() == Ok(name)
-}
 
 /// A simulator, and a 503 for the first call to `gpt-4o` (the default retries clear it).
 async fn simulator_with_one_503() -> Simulator {
@@ -152,7 +125,7 @@ fn in_memory() -> (SdkTracerProvider, InMemorySpanExporter) {
 
 #[test]
 fn a_init_exports_the_spans_under_the_app_span() {
-    let output = run_child("init");
+    let output = run_child("setups", "init");
     let stdout = String::from_utf8_lossy(&output.stdout);
     // The console exporter's header line: span "NAME" [status] at … span=ID parent=ID (the
     // test harness's own "test … ... " may precede the first one on its line).
@@ -208,7 +181,7 @@ async fn child_init() {
 
 #[test]
 fn b_a_global_provider_records_the_spans_under_the_app_span() {
-    run_child("global");
+    run_child("setups", "global");
 }
 
 #[tokio::test]
@@ -256,7 +229,7 @@ async fn c_a_given_provider_records_the_spans_under_the_app_span() {
 
 #[test]
 fn d_only_a_tracing_opentelemetry_layer_gets_the_spans_under_the_app_span() {
-    run_child("tracing_only");
+    run_child("setups", "tracing_only");
 }
 
 #[tokio::test]
@@ -286,7 +259,7 @@ async fn child_tracing_only() {
 
 #[test]
 fn e_nothing_configured_warns_once_and_calls_still_work() {
-    let output = run_child("nothing");
+    let output = run_child("setups", "nothing");
     let stderr = String::from_utf8_lossy(&output.stderr);
     let warnings = stderr.matches("gateway calls are not traced").count();
     assert_eq!(warnings, 1, "one warning for three calls:\n{stderr}");

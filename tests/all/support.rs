@@ -245,3 +245,30 @@ pub async fn raw_server(
     });
     addr
 }
+
+const CHILD: &str = "LLM_GATEWAY_TEST_CHILD";
+
+/// Runs the test `{module}::child_{name}` of this test binary in a child process (for what is
+/// global to a process: the tracer provider, the subscriber, a once-per-process warning) and
+/// fails unless it ran and passed. The child test does its work only under [`is_child`].
+pub fn run_child(module: &str, name: &str) -> std::process::Output {
+    let test = format!("{module}::child_{name}");
+    let output = std::process::Command::new(std::env::current_exe().expect("test binary"))
+        .args([&test, "--exact", "--nocapture", "--test-threads=1"])
+        .env(CHILD, name)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run the child");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success() && stdout.contains("1 passed"),
+        "{test} failed:\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
+    );
+    output
+}
+
+/// Whether this process is the child [`run_child`] started for `name`.
+pub fn is_child(name: &str) -> bool {
+    std::env::var(CHILD).as_deref() == Ok(name)
+}
