@@ -13,6 +13,7 @@ mod metrics;
 mod passthrough;
 mod promql;
 mod retry;
+mod retry_scenarios;
 mod secrets;
 mod setups;
 mod spans;
