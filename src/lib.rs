@@ -29,6 +29,7 @@
 pub mod classify;
 mod config;
 pub mod diagnose;
+#[cfg(feature = "export")]
 pub mod export;
 pub mod observe;
 pub mod ratelimit;
@@ -37,6 +38,7 @@ pub mod region;
 pub mod report;
 pub mod request;
 pub mod retry;
+mod rfc3339;
 pub mod telemetry;
 
 use std::sync::Arc;
@@ -47,6 +49,7 @@ use reqwest_middleware::{Middleware, Next};
 
 pub use config::{ConfigError, GatewayMiddlewareBuilder, DEFAULT_ERROR_BODY_LIMIT};
 pub use diagnose::{Cause, Diagnosis, PreflightError, PreflightMode};
+#[cfg(feature = "export")]
 pub use export::{init, TelemetryGuard};
 pub use region::Region;
 pub use report::{AttemptRecord, ReportHandle, ReportSlot, SupportReport, SupportReportExt};

@@ -24,10 +24,10 @@ use serde::{Serialize, Serializer};
 use serde_json::Value;
 
 use crate::diagnose::{Diagnosis, Finding, Level};
-use crate::export::rfc3339_utc;
 use crate::observe::ResponseOutcome;
 use crate::redact::{redact, REDACTED};
 use crate::request::RequestFacts;
+use crate::rfc3339::rfc3339_utc;
 
 /// Longest string kept in the reproducing payload (longer ones are cut, the cut marked).
 pub const MAX_PAYLOAD_STRING: usize = 2000;

@@ -40,7 +40,8 @@ use tracing_subscriber::{EnvFilter, Layer};
 
 mod console;
 
-pub use console::{rfc3339_utc, ConsoleExporter};
+pub use crate::rfc3339::rfc3339_utc;
+pub use console::ConsoleExporter;
 
 /// How long [`TelemetryGuard::flush`], and the shutdown when the guard is dropped, may take
 /// in all (traces and metrics together) unless [`Init::export_deadline`] or
