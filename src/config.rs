@@ -125,11 +125,12 @@ impl GatewayMiddlewareBuilder {
         self
     }
 
-    /// The tracer provider the spans are recorded with (default: the global tracer provider,
-    /// which [`crate::init`] sets, read at the first call). Spans are recorded through the
-    /// OpenTelemetry API, so a `tracing-opentelemetry` layer alone does not receive them: set
-    /// the global provider, or pass the provider here. Their parent is the current
-    /// OpenTelemetry context, which `tracing-opentelemetry` sets to the entered `tracing` span.
+    /// The tracer provider the spans are recorded with. Without it: the global tracer
+    /// provider (which `init()` sets) once the application has set one, else the current
+    /// subscriber's `tracing-opentelemetry` layer (the spans then start as INFO `tracing`
+    /// spans of target `llm_gateway_otel`, which the subscriber's filter must let through),
+    /// looked up at each call until found. Their parent is the current OpenTelemetry context,
+    /// which `tracing-opentelemetry` sets to the entered `tracing` span.
     ///
     /// ```
     /// use opentelemetry_sdk::trace::SdkTracerProvider;

@@ -62,10 +62,13 @@ use request::RequestFacts as Facts;
 /// The middleware: add it to a `reqwest_middleware::ClientBuilder`. Calls that the matcher
 /// does not select pass through untouched.
 ///
-/// Spans are recorded with the global tracer provider (set by [`init`]) or the one given to
-/// [`GatewayMiddlewareBuilder::tracer_provider`], as children of the current OpenTelemetry
-/// context (with `tracing-opentelemetry`, the entered `tracing` span); metrics with the
-/// global meter provider or [`GatewayMiddlewareBuilder::meter`].
+/// Spans are recorded with the provider given to
+/// [`GatewayMiddlewareBuilder::tracer_provider`], else the global tracer provider (which
+/// `init()` sets), else the current subscriber's `tracing-opentelemetry` layer; as children of
+/// the current OpenTelemetry context (with `tracing-opentelemetry`, the entered `tracing`
+/// span). With none of them, calls work and one warning per process names the fix. Metrics
+/// go to the global meter provider or [`GatewayMiddlewareBuilder::meter`]. The default
+/// retries 429, 408, 5xx, timeouts and connect errors ([`retry::Retry::default`]).
 ///
 /// ```
 /// let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
