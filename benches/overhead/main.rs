@@ -121,7 +121,8 @@ impl Options {
                         "bare" => Kind::Bare,
                         "tracing" => Kind::TracingRetry,
                         "gateway" => Kind::Gateway,
-                        _ => panic!("--profile bare|tracing|gateway CALLS"),
+                        "gateway-tracing" => Kind::GatewayTracingOnly,
+                        _ => panic!("--profile bare|tracing|gateway|gateway-tracing CALLS"),
                     };
                     o.profile = Some((kind, number(&mut args, "--profile") as usize));
                 }

@@ -473,9 +473,17 @@ pub enum Kind {
     TracingRetry,
     /// `GatewayMiddleware` with retries and metrics.
     Gateway,
+    /// The same with no tracer provider given and no global one: the spans go through the
+    /// subscriber's `tracing-opentelemetry` layer (the tracing-only set-up).
+    GatewayTracingOnly,
 }
 
-pub const KINDS: [Kind; 3] = [Kind::Bare, Kind::TracingRetry, Kind::Gateway];
+pub const KINDS: [Kind; 4] = [
+    Kind::Bare,
+    Kind::TracingRetry,
+    Kind::Gateway,
+    Kind::GatewayTracingOnly,
+];
 
 impl Kind {
     pub fn name(self) -> &'static str {
@@ -483,6 +491,7 @@ impl Kind {
             Kind::Bare => "bare reqwest",
             Kind::TracingRetry => "reqwest-tracing + retry",
             Kind::Gateway => "llm-gateway-otel",
+            Kind::GatewayTracingOnly => "llm-gateway-otel, tracing layer only",
         }
     }
 
@@ -491,7 +500,7 @@ impl Kind {
         match self {
             Kind::Bare => 0,
             Kind::TracingRetry => 1,
-            Kind::Gateway => 2, // the call and its one attempt
+            Kind::Gateway | Kind::GatewayTracingOnly => 2, // the call and its one attempt
         }
     }
 }
@@ -524,18 +533,20 @@ impl Variant {
                         .build(),
                 )
             }
-            Kind::Gateway => {
+            Kind::Gateway | Kind::GatewayTracingOnly => {
                 let mut b = GatewayMiddleware::builder()
                     .gateway_host(server.to_string(), Region::US)
                     .retry(Retry::default());
                 // `BENCH_NO_SPANS=1` / `BENCH_NO_METRICS=1` (diagnostics): a no-op tracer or
                 // meter, so that the middleware's own work can be told from its recording
-                // and exporting; see BENCHMARKS.md, "Where the time goes".
-                b = if std::env::var_os("BENCH_NO_SPANS").is_some() {
-                    b.tracer_provider(&opentelemetry::trace::noop::NoopTracerProvider::new())
-                } else {
-                    b.tracer_provider(&telemetry.tracer_provider)
-                };
+                // and exporting; see BENCHMARKS.md, "Where the time goes". The tracing-only
+                // variant gets no provider: no global one is set, so its spans go through
+                // the global subscriber's tracing-opentelemetry layer.
+                if std::env::var_os("BENCH_NO_SPANS").is_some() {
+                    b = b.tracer_provider(&opentelemetry::trace::noop::NoopTracerProvider::new())
+                } else if kind == Kind::Gateway {
+                    b = b.tracer_provider(&telemetry.tracer_provider)
+                }
                 if std::env::var_os("BENCH_NO_METRICS").is_none() {
                     b = b.meter(opentelemetry::metrics::MeterProvider::meter(
                         &telemetry.meter_provider,

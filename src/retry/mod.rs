@@ -16,7 +16,6 @@ mod policy;
 use std::time::Duration;
 
 use http::Extensions;
-use opentelemetry::trace::FutureExt as _;
 use opentelemetry::KeyValue;
 use reqwest_middleware::Next;
 use reqwest_retry::Retryable;
@@ -244,10 +243,7 @@ impl Sender<'_> {
             telemetry::attempt_span(&self.config.tracer, self.call, &request, i64::from(resends));
         let sent_at = std::time::SystemTime::now();
         let started = std::time::Instant::now();
-        let result = next
-            .run(request, extensions)
-            .with_context(span.context().clone())
-            .await;
+        let result = span.run_under(next.run(request, extensions)).await;
         let elapsed = started.elapsed();
         telemetry::end_attempt(&span, &result, self.facts, elapsed, &self.config.metrics);
         let record = AttemptRecord::of(resends, sent_at, elapsed, &result);

@@ -221,9 +221,17 @@ impl SpanHandle {
         self.recording
     }
 
-    /// The context with this span active: what runs under the span is parented to it.
-    pub(crate) fn context(&self) -> &Context {
-        &self.cx
+    /// `future` with this span as the current OpenTelemetry context (and, when the span was
+    /// started as a `tracing` span, as the current `tracing` span too), so that what runs
+    /// under it, a propagation middleware after ours, say, sees it as the parent.
+    pub(crate) fn run_under<F: std::future::Future>(
+        &self,
+        future: F,
+    ) -> impl std::future::Future<Output = F::Output> {
+        use opentelemetry::trace::FutureExt as _;
+        use tracing::Instrument as _;
+        let tracing = self.tracing.clone().unwrap_or_else(tracing::Span::none);
+        future.with_context(self.cx.clone()).instrument(tracing)
     }
 
     pub(crate) fn set(&self, attribute: KeyValue) {

@@ -243,16 +243,60 @@ async fn child_tracing_only() {
         .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("app")));
     tracing::subscriber::set_global_default(subscriber).expect("subscriber");
     let sim = simulator_with_one_503().await;
-    let client = client(middleware(&sim));
+    let seen = SeenBelow::default();
+    let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(middleware(&sim))
+        .with(seen.clone())
+        .build();
     calls_in_app_span(&client, &sim).await;
     provider.force_flush().expect("flush");
     let spans = exporter.get_finished_spans().expect("spans");
     assert_recorded(&spans);
     // Nothing from the noop global provider, nothing twice.
     assert_eq!(spans.len(), 1 + 2 + 3, "{spans:#?}");
-    assert!(spans
+    // A middleware after ours (a propagator, say) runs under the attempt's span, in the
+    // OpenTelemetry context and as the current `tracing` span.
+    let mut attempts: Vec<SpanId> = named(&spans, "POST")
         .iter()
-        .all(|s| s.span_context.span_id() != SpanId::INVALID));
+        .map(|s| s.span_context.span_id())
+        .collect();
+    let mut below = seen.0.lock().unwrap().clone();
+    attempts.sort_by_key(|id| id.to_bytes());
+    below.sort_by_key(|id| id.to_bytes());
+    assert_eq!(below, attempts);
+}
+
+/// A middleware that notes the span id of the current OpenTelemetry context, and checks that
+/// the current `tracing` span has the same one.
+#[derive(Clone, Default)]
+struct SeenBelow(std::sync::Arc<std::sync::Mutex<Vec<SpanId>>>);
+
+#[async_trait::async_trait]
+impl reqwest_middleware::Middleware for SeenBelow {
+    async fn handle(
+        &self,
+        req: reqwest::Request,
+        extensions: &mut http::Extensions,
+        next: reqwest_middleware::Next<'_>,
+    ) -> reqwest_middleware::Result<reqwest::Response> {
+        use opentelemetry::trace::TraceContextExt as _;
+        use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+        let otel = opentelemetry::Context::current()
+            .span()
+            .span_context()
+            .span_id();
+        let traced = tracing::Span::current()
+            .context()
+            .span()
+            .span_context()
+            .span_id();
+        assert_eq!(
+            otel, traced,
+            "the tracing span and the OpenTelemetry context agree"
+        );
+        self.0.lock().unwrap().push(otel);
+        next.run(req, extensions).await
+    }
 }
 
 // ---- (e) nothing configured -----------------------------------------------------------------
