@@ -198,6 +198,18 @@ impl Observed {
             Err(e) => panic!("the call failed: {e:?}"),
         }
     }
+
+    /// Two attempts failed without an answer, the third got the chat answer, and the caller
+    /// saw only that.
+    fn assert_two_transport_failures_then_the_answer(&self) {
+        assert_eq!(self.status_and_body(), (200, CHAT_BODY));
+        assert_eq!(self.requests, 3);
+        assert_eq!(self.resend_count, Some(2));
+        assert_eq!(
+            self.attempt_errors,
+            vec![Some("request".to_owned()), Some("request".to_owned()), None]
+        );
+    }
 }
 
 /// One chat call to a server answering by `script`, with `http` under the default middleware
@@ -380,13 +392,7 @@ async fn an_incomplete_http_answer_is_retried() {
         Answer::Chat,
     ])
     .await;
-    assert_eq!(seen.status_and_body(), (200, CHAT_BODY));
-    assert_eq!(seen.requests, 3);
-    assert_eq!(seen.resend_count, Some(2));
-    assert_eq!(
-        seen.attempt_errors,
-        vec![Some("request".to_owned()), Some("request".to_owned()), None]
-    );
+    seen.assert_two_transport_failures_then_the_answer();
 }
 
 /// reqwest-retry's exact script for `assert_retry_on_incomplete_message` (three incomplete
@@ -421,13 +427,7 @@ async fn three_incomplete_http_answers_use_up_the_default_attempts() {
 #[tokio::test(start_paused = true)]
 async fn a_connection_shut_down_without_an_answer_is_retried() {
     let seen = plain_call(vec![Answer::Shutdown, Answer::Shutdown, Answer::Chat]).await;
-    assert_eq!(seen.status_and_body(), (200, CHAT_BODY));
-    assert_eq!(seen.requests, 3);
-    assert_eq!(seen.resend_count, Some(2));
-    assert_eq!(
-        seen.attempt_errors,
-        vec![Some("request".to_owned()), Some("request".to_owned()), None]
-    );
+    seen.assert_two_transport_failures_then_the_answer();
 }
 
 /// From `assert_retry_on_connection_reset_by_peer`: the server reads the request and resets
@@ -437,11 +437,5 @@ async fn a_connection_shut_down_without_an_answer_is_retried() {
 #[tokio::test(start_paused = true)]
 async fn a_connection_reset_by_the_server_is_retried() {
     let seen = plain_call(vec![Answer::Reset, Answer::Reset, Answer::Chat]).await;
-    assert_eq!(seen.status_and_body(), (200, CHAT_BODY));
-    assert_eq!(seen.requests, 3);
-    assert_eq!(seen.resend_count, Some(2));
-    assert_eq!(
-        seen.attempt_errors,
-        vec![Some("request".to_owned()), Some("request".to_owned()), None]
-    );
+    seen.assert_two_transport_failures_then_the_answer();
 }
