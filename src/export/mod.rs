@@ -143,6 +143,8 @@ impl TelemetryGuard {
     /// Exports every finished span and the current metrics now, waiting at most the guard's
     /// deadline for both together, whatever the collector does (refuses, never answers, is
     /// slow). `Err` when that did not work, or when an export failed since the last flush.
+    /// It blocks the calling thread for up to the deadline: in async code, call it from
+    /// `tokio::task::spawn_blocking`, or at the end of `main`.
     pub fn flush(&self) -> Result<(), ExportError> {
         let mut jobs: Vec<Job> = Vec::new();
         if let Some(p) = self.provider.clone() {

@@ -107,7 +107,9 @@ pub(crate) const NO_TRACER_WARNING: &str = "llm-gateway-otel: gateway calls are 
     `tracing` subscriber has no tracing-opentelemetry layer taking INFO spans of target \
     `llm_gateway_otel`. Fix: call llm_gateway_otel::init(), or \
     opentelemetry::global::set_tracer_provider(provider), or \
-    GatewayMiddleware::builder().tracer_provider(&provider). Calls are sent as usual.";
+    GatewayMiddleware::builder().tracer_provider(&provider); with a tracing-opentelemetry \
+    layer, let `llm_gateway_otel=info` through the subscriber's filter. Calls are sent as \
+    usual.";
 
 /// Once per process, when a call finds nowhere to record its span: on the `tracing`
 /// subscriber if there is one, else on stderr.
