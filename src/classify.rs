@@ -4,21 +4,7 @@
 use std::borrow::Cow;
 
 use crate::names::*;
-use crate::observe::json::JsonStatus;
-
-/// How the response body ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BodyEnd {
-    /// Read to its end.
-    Complete,
-    /// The user dropped the body before its end (not a failure of the call).
-    Dropped,
-    /// Reading it failed (connection reset, timeout).
-    Failed {
-        /// Whether the failure was a timeout.
-        timeout: bool,
-    },
-}
+use crate::outcome::{BodyEnd, JsonStatus};
 
 /// The facts of a finished response that the verdict depends on.
 #[derive(Debug, Clone, Copy)]

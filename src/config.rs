@@ -1,16 +1,17 @@
 //! The middleware's configuration and its builder. Every mistake is reported by
 //! [`GatewayMiddlewareBuilder::build`], never at call time.
 
-use std::fmt;
 use std::sync::Arc;
 
 use crate::diagnose::catalog::ModelCatalog;
 use crate::diagnose::PreflightMode;
 use crate::region::Region;
-use crate::request::{GatewayMatcher, RegionMap, RequestMatcher};
+use crate::region::RegionMap;
+use crate::request::{GatewayMatcher, RequestMatcher};
 use crate::retry::{Retry, RetryState};
 use crate::telemetry::metrics::Metrics;
 use crate::telemetry::TracerSource;
+use crate::error::ConfigError;
 use crate::GatewayMiddleware;
 
 /// Default cap on the error body recorded on a span: the first 8 KiB.
@@ -38,23 +39,7 @@ fn default_meter() -> opentelemetry::metrics::Meter {
     opentelemetry::global::meter(crate::names::TRACING_TARGET)
 }
 
-/// A configuration mistake, reported when the middleware is built.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError(String);
 
-impl ConfigError {
-    pub(crate) fn new(message: String) -> Self {
-        ConfigError(message)
-    }
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "llm-gateway-otel configuration: {}", self.0)
-    }
-}
-
-impl std::error::Error for ConfigError {}
 
 /// Builds a [`GatewayMiddleware`].
 ///

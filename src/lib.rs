@@ -27,11 +27,15 @@
 //! was → [`telemetry`] records it.
 
 pub mod classify;
+pub mod names;
 mod config;
 pub mod diagnose;
+mod error;
 #[cfg(feature = "export")]
 pub mod export;
 pub mod observe;
+mod outcome;
+pub mod parse;
 pub mod ratelimit;
 pub mod redact;
 pub mod region;
@@ -40,6 +44,7 @@ pub mod request;
 pub mod retry;
 mod rfc3339;
 pub mod telemetry;
+mod text;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -47,14 +52,15 @@ use std::time::Instant;
 use http::Extensions;
 use reqwest_middleware::{Middleware, Next};
 
-pub use config::{ConfigError, GatewayMiddlewareBuilder, DEFAULT_ERROR_BODY_LIMIT};
+pub use config::{GatewayMiddlewareBuilder, DEFAULT_ERROR_BODY_LIMIT};
+pub use error::ConfigError;
 pub use diagnose::{Cause, Diagnosis, PreflightError, PreflightMode};
 #[cfg(feature = "export")]
 pub use export::{init, TelemetryGuard};
 pub use region::Region;
 pub use report::{AttemptRecord, ReportHandle, ReportSlot, SupportReport, SupportReportExt};
 pub use request::{GatewayMatcher, RequestFacts, RequestMatcher};
-pub use telemetry::names;
+
 
 use config::Config;
 use request::RequestFacts as Facts;

@@ -24,7 +24,7 @@ use serde::{Serialize, Serializer};
 use serde_json::Value;
 
 use crate::diagnose::{Diagnosis, Finding, Level};
-use crate::observe::ResponseOutcome;
+use crate::outcome::ResponseOutcome;
 use crate::redact::{redact, REDACTED};
 use crate::request::RequestFacts;
 use crate::rfc3339::rfc3339_utc;
@@ -697,7 +697,7 @@ fn cut(text: &str, limit: usize, notes: &mut Vec<String>, path: &str) -> String 
         return text.to_owned();
     }
     notes.push(format!("{path}: {} bytes, cut to {limit}", text.len()));
-    let kept = crate::observe::truncate_utf8(text, limit);
+    let kept = crate::text::truncate_utf8(text, limit);
     format!("{kept}…[truncated: {} bytes in all]", text.len())
 }
 

@@ -29,8 +29,8 @@ pub(crate) mod catalog;
 
 use std::fmt;
 
-use crate::classify::BodyEnd;
-use crate::observe::json::{BodyFacts, JsonStatus};
+use crate::outcome::BodyEnd;
+use crate::outcome::{BodyFacts, JsonStatus};
 use crate::ratelimit::RateLimit;
 use crate::region::Region;
 use crate::request::{AuthHeader, JsonKind, RequestFacts};
@@ -420,7 +420,7 @@ pub fn transport_causes(err: &reqwest_middleware::Error, request: &RequestFacts)
     }
     (!parts.is_empty()).then(|| {
         let text = parts.join(": ");
-        crate::redact::redact(crate::observe::truncate_utf8(&text, 512), &request.secrets)
+        crate::redact::redact(crate::text::truncate_utf8(&text, 512), &request.secrets)
             .into_owned()
     })
 }
@@ -429,7 +429,7 @@ impl<'a> DiagnosisInput<'a> {
     /// The input for a response whose body ended, as the observer saw it.
     pub fn of_outcome(
         request: &'a RequestFacts,
-        outcome: &'a crate::observe::ResponseOutcome,
+        outcome: &'a crate::outcome::ResponseOutcome,
         rate: &'a RateLimit,
         region_models: Option<&'a [String]>,
     ) -> Self {

@@ -7,8 +7,8 @@
 //! error-body limit so that the span has the error even when the user never reads the body;
 //! the user still receives the same bytes.
 
-pub mod json;
-pub mod sse;
+
+
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -20,58 +20,18 @@ use bytes::Bytes;
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use http_body_util::BodyExt;
 
-use crate::classify::{classify_response, BodyEnd, ResponseVerdictInput};
+use crate::classify::{classify_response, ResponseVerdictInput};
+pub use crate::outcome::{BodyEnd, ResponseOutcome, StreamSummary};
 use crate::config::Config;
 use crate::ratelimit::RateLimit;
 use crate::report::ReportHandle;
 use crate::request::RequestFacts;
 use crate::telemetry::metrics::CallSummary;
-use json::{BodyFacts, JsonPicker, JsonStatus};
-use sse::StreamObserver;
+use crate::parse::json::JsonPicker;
+use crate::parse::sse::StreamObserver;
 
 /// Longest error message recorded (the whole body is under the error-body limit).
 const MAX_ERROR_MESSAGE: usize = 1024;
-
-/// Everything the observer saw of one response, handed to classification and recording.
-#[derive(Debug, Clone)]
-pub struct ResponseOutcome {
-    /// Final HTTP status code.
-    pub status: u16,
-    /// Whether the answer was a server-sent-events stream.
-    pub streamed: bool,
-    /// Fields picked from the JSON body, or merged over the stream's events.
-    pub facts: BodyFacts,
-    /// How the JSON body parsed (`None` for streams).
-    pub json: Option<JsonStatus>,
-    /// For a stream: events seen and whether `[DONE]` arrived.
-    pub stream: Option<StreamSummary>,
-    /// Body bytes that passed.
-    pub body_bytes: u64,
-    /// For a stream: time from sending the request to its first body bytes.
-    pub time_to_first_chunk: Option<Duration>,
-    /// For a non-2xx: the body, bounded and redacted.
-    pub error_body: Option<String>,
-    /// The error message from the body (any of the gateway's shapes), redacted.
-    pub error_message: Option<String>,
-    /// How the body ended.
-    pub end: BodyEnd,
-}
-
-impl ResponseOutcome {
-    /// Whether the body was read to its end (it may still have failed there).
-    pub fn read_to_end(&self) -> bool {
-        self.end != BodyEnd::Dropped
-    }
-}
-
-/// What a stream showed beyond the merged facts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct StreamSummary {
-    /// SSE data events, not counting `[DONE]`.
-    pub events: u64,
-    /// Whether `data: [DONE]` arrived.
-    pub done: bool,
-}
 
 // The state lives in one boxed `CallState` per call, so the larger variant costs nothing extra.
 #[allow(clippy::large_enum_variant)]
@@ -196,7 +156,7 @@ impl CallState {
             body
         });
         let error_message = facts.error.message.as_deref().map(|m| {
-            crate::redact::redact(truncate_utf8(m, MAX_ERROR_MESSAGE), &self.request.secrets)
+            crate::redact::redact(crate::text::truncate_utf8(m, MAX_ERROR_MESSAGE), &self.request.secrets)
                 .into_owned()
         });
         let outcome = ResponseOutcome {
@@ -408,16 +368,4 @@ impl Drop for ObservedBody {
         };
         self.finish(end);
     }
-}
-
-/// The longest prefix of `text` of at most `max` bytes that ends on a character boundary.
-pub(crate) fn truncate_utf8(text: &str, max: usize) -> &str {
-    if text.len() <= max {
-        return text;
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
 }

@@ -12,7 +12,7 @@ use retry_policies::policies::ExponentialBackoff;
 use retry_policies::{Jitter, RetryDecision, RetryPolicy as _};
 
 use super::budget::BudgetConfig;
-use crate::ConfigError;
+use crate::error::ConfigError;
 
 /// Decides whether an attempt's outcome is worth retrying. Any
 /// `Fn(&reqwest_middleware::Result<reqwest::Response>) -> Option<Retryable>` is one.

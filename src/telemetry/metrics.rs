@@ -12,7 +12,7 @@ use opentelemetry::metrics::{Counter, Gauge, Histogram, Meter};
 use opentelemetry::KeyValue;
 
 use crate::names::*;
-use crate::observe::ResponseOutcome;
+use crate::outcome::ResponseOutcome;
 use crate::ratelimit::RateLimit;
 use crate::region::Region;
 use crate::request::RequestFacts;

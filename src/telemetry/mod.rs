@@ -3,7 +3,6 @@
 //! what `observe` saw and `classify` decided.
 
 pub mod metrics;
-pub mod names;
 
 use std::borrow::Cow;
 use std::sync::{Arc, OnceLock};
@@ -15,12 +14,12 @@ use opentelemetry::trace::{
 use opentelemetry::{Array, Context, KeyValue, StringValue, Value};
 
 use crate::diagnose::{Diagnosis, Finding, Level};
-use crate::observe::json::JsonStatus;
-use crate::observe::ResponseOutcome;
+use crate::outcome::JsonStatus;
+use crate::outcome::ResponseOutcome;
 use crate::ratelimit::RateLimit;
 use crate::request::RequestFacts;
 use metrics::{AttemptSummary, CallSummary, Metrics};
-use names::*;
+use crate::names::*;
 
 /// Longest status description put on a span.
 const MAX_STATUS_DESCRIPTION: usize = 256;
@@ -606,11 +605,11 @@ pub(crate) fn record_preflight_rejection(call: &SpanHandle, diagnosis: &Diagnosi
 const MAX_DETAIL: usize = 1024;
 
 fn bounded_detail(text: &str) -> String {
-    crate::observe::truncate_utf8(text, MAX_DETAIL).to_owned()
+    crate::text::truncate_utf8(text, MAX_DETAIL).to_owned()
 }
 
-fn json_status_name(s: crate::observe::json::JsonStatus) -> &'static str {
-    use crate::observe::json::JsonStatus::*;
+fn json_status_name(s: crate::outcome::JsonStatus) -> &'static str {
+    use crate::outcome::JsonStatus::*;
     match s {
         Complete => "complete",
         Truncated => "truncated",
@@ -624,7 +623,7 @@ fn saturating_i64(v: u64) -> i64 {
 
 /// At most [`MAX_STATUS_DESCRIPTION`] bytes, cut on a character boundary.
 fn bounded(text: &str) -> String {
-    crate::observe::truncate_utf8(text, MAX_STATUS_DESCRIPTION).to_owned()
+    crate::text::truncate_utf8(text, MAX_STATUS_DESCRIPTION).to_owned()
 }
 
 #[cfg(test)]

@@ -22,6 +22,9 @@
 
 use memchr::memchr2;
 
+pub use crate::outcome::{BodyFacts, ErrorFacts, JsonStatus, Usage};
+use crate::outcome::MAX_FINISH_REASONS;
+
 /// Longest string value kept, in bytes (longer values are cut at a UTF-8 char boundary).
 pub const MAX_STRING_BYTES: usize = 256;
 /// Containers nested deeper than this are scanned but nothing inside them is picked.
@@ -29,156 +32,12 @@ pub const MAX_PICK_DEPTH: usize = 64;
 /// Nesting deeper than this makes the document [`JsonStatus::Malformed`] (bounds the nesting
 /// bitset to 8 KiB).
 pub const MAX_NESTING: usize = 65_536;
-/// At most this many finish reasons are kept.
-pub const MAX_FINISH_REASONS: usize = 16;
 
 /// Keys longer than this cannot be wanted ones (the longest wanted key has 27 bytes).
 const MAX_KEY_BYTES: usize = 32;
 /// Number text longer than this is validated but not used.
 const MAX_NUMBER_BYTES: usize = 40;
 const BOM: [u8; 3] = [0xEF, 0xBB, 0xBF];
-
-/// Token counts from a top-level `usage` object.
-#[derive(Debug, Default, Clone, PartialEq)]
-pub struct Usage {
-    /// `input_tokens`, else `prompt_tokens`.
-    pub input_tokens: Option<u64>,
-    /// `output_tokens`, else `completion_tokens`.
-    pub output_tokens: Option<u64>,
-    /// `total_tokens`.
-    pub total_tokens: Option<u64>,
-    /// `prompt_tokens_details.cached_tokens`, else `cache_read_input_tokens`.
-    pub cache_read_input_tokens: Option<u64>,
-    /// `cache_creation_input_tokens`, else the sum of `cache_creation.ephemeral_5m_input_tokens`
-    /// and `cache_creation.ephemeral_1h_input_tokens` (whichever are present).
-    pub cache_creation_input_tokens: Option<u64>,
-}
-
-impl Usage {
-    /// True when no count was found.
-    pub fn is_empty(&self) -> bool {
-        self.input_tokens.is_none()
-            && self.output_tokens.is_none()
-            && self.total_tokens.is_none()
-            && self.cache_read_input_tokens.is_none()
-            && self.cache_creation_input_tokens.is_none()
-    }
-}
-
-/// What an error body says, whichever of the three known shapes it has.
-#[derive(Debug, Default, Clone, PartialEq)]
-pub struct ErrorFacts {
-    /// `error.code` (number or string, as text), else a flat top-level `code`.
-    pub code: Option<String>,
-    /// `error.message`, else `error` when it is a string, else a flat top-level `message`.
-    pub message: Option<String>,
-    /// Top-level `status` (`"error"` in the auth-error shape).
-    pub status: Option<String>,
-}
-
-/// The fields picked from one JSON document.
-#[derive(Debug, Default, Clone, PartialEq)]
-pub struct BodyFacts {
-    /// Top-level `request_id`.
-    pub request_id: Option<String>,
-    /// Top-level `id` (OpenAI chunk/completion id).
-    pub id: Option<String>,
-    /// Top-level `model` (the model that served the call).
-    pub model: Option<String>,
-    /// `request.model` (echo of the request).
-    pub request_model: Option<String>,
-    /// Top-level `usage` object.
-    pub usage: Usage,
-    /// Each `choices[i].finish_reason` that is a string, at most [`MAX_FINISH_REASONS`].
-    pub finish_reasons: Vec<String>,
-    /// Error facts.
-    pub error: ErrorFacts,
-    /// Top-level `llm_status_code` (the upstream provider's status).
-    pub llm_status_code: Option<i64>,
-    /// Top-level `response_time` (nanoseconds).
-    pub response_time_ns: Option<u64>,
-}
-
-impl BodyFacts {
-    /// The model that served the call: the top-level `model`, else the `request.model` echo
-    /// (error bodies carry only the echo). What the span, the metrics and the report record.
-    ///
-    /// ```
-    /// use llm_gateway_otel::observe::json::pick;
-    /// let (facts, _) = pick(br#"{"request":{"model":"gpt-4o"},"error":{"message":"busy"}}"#);
-    /// assert_eq!(facts.served_model(), Some("gpt-4o"));
-    /// let (facts, _) = pick(br#"{"model":"gemini-2.5-pro","request":{"model":"claude-sonnet-4-6"}}"#);
-    /// assert_eq!(facts.served_model(), Some("gemini-2.5-pro"));
-    /// ```
-    pub fn served_model(&self) -> Option<&str> {
-        self.model.as_deref().or(self.request_model.as_deref())
-    }
-
-    /// Merge facts from a later document (used for SSE: one document per event):
-    /// first non-None wins for request_id/id/model/request_model; usage fields from `later`
-    /// overwrite when Some; finish_reasons appended (cap 16); error fields first non-None;
-    /// llm_status_code/response_time later Some overwrites.
-    pub fn merge(&mut self, later: BodyFacts) {
-        let BodyFacts {
-            request_id,
-            id,
-            model,
-            request_model,
-            usage,
-            finish_reasons,
-            error,
-            llm_status_code,
-            response_time_ns,
-        } = later;
-        keep_first(&mut self.request_id, request_id);
-        keep_first(&mut self.id, id);
-        keep_first(&mut self.model, model);
-        keep_first(&mut self.request_model, request_model);
-        take_later(&mut self.usage.input_tokens, usage.input_tokens);
-        take_later(&mut self.usage.output_tokens, usage.output_tokens);
-        take_later(&mut self.usage.total_tokens, usage.total_tokens);
-        take_later(
-            &mut self.usage.cache_read_input_tokens,
-            usage.cache_read_input_tokens,
-        );
-        take_later(
-            &mut self.usage.cache_creation_input_tokens,
-            usage.cache_creation_input_tokens,
-        );
-        let room = MAX_FINISH_REASONS.saturating_sub(self.finish_reasons.len());
-        self.finish_reasons
-            .extend(finish_reasons.into_iter().take(room));
-        keep_first(&mut self.error.code, error.code);
-        keep_first(&mut self.error.message, error.message);
-        keep_first(&mut self.error.status, error.status);
-        take_later(&mut self.llm_status_code, llm_status_code);
-        take_later(&mut self.response_time_ns, response_time_ns);
-    }
-}
-
-fn keep_first<T>(slot: &mut Option<T>, value: Option<T>) {
-    if slot.is_none() {
-        *slot = value;
-    }
-}
-
-fn take_later<T>(slot: &mut Option<T>, value: Option<T>) {
-    if value.is_some() {
-        *slot = value;
-    }
-}
-
-/// How much of a JSON document the bytes fed so far make up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum JsonStatus {
-    /// Exactly one JSON value, closed, only whitespace after it.
-    Complete,
-    /// Input ended inside the value (or empty / whitespace-only input).
-    Truncated,
-    /// A byte that cannot be JSON at that point (HTML, garbage, trailing junk); picking stops
-    /// there, facts found before are kept.
-    Malformed,
-}
 
 /// The path context of a container: which keys (or elements) in it are wanted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1203,13 +1062,7 @@ fn finish_text(bytes: &[u8], cut: bool) -> String {
         Ok(valid) => valid.to_owned(),
         Err(_) => String::from_utf8_lossy(&bytes[..end]).into_owned(),
     };
-    if text.len() > MAX_STRING_BYTES {
-        let mut at = MAX_STRING_BYTES;
-        while !text.is_char_boundary(at) {
-            at -= 1;
-        }
-        text.truncate(at);
-    }
+    crate::text::truncate_string(&mut text, MAX_STRING_BYTES);
     text
 }
 
