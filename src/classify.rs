@@ -58,12 +58,56 @@ pub fn classify_response(r: &ResponseVerdictInput) -> Option<Cow<'static, str>> 
     }
 }
 
+/// What kind of failure a call (or an attempt) that got no response had: the one transport
+/// classifier, for `error.type` and for the diagnosis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransportFailure {
+    /// A timeout fired before the response head.
+    Timeout,
+    /// The connection could not be made.
+    Connect,
+    /// Anything else reqwest reports (a body error while sending, a redirect loop, an
+    /// incomplete answer, a reset).
+    Other,
+    /// Another middleware's own error.
+    Middleware,
+}
+
+impl TransportFailure {
+    /// The kind of a middleware-stack error.
+    pub fn of(err: &reqwest_middleware::Error) -> TransportFailure {
+        match err {
+            reqwest_middleware::Error::Reqwest(e) if e.is_timeout() => TransportFailure::Timeout,
+            reqwest_middleware::Error::Reqwest(e) if e.is_connect() => TransportFailure::Connect,
+            reqwest_middleware::Error::Reqwest(_) => TransportFailure::Other,
+            reqwest_middleware::Error::Middleware(_) => TransportFailure::Middleware,
+        }
+    }
+
+    /// Its `error.type`.
+    pub fn error_type(self) -> &'static str {
+        match self {
+            TransportFailure::Timeout => ERROR_TYPE_TIMEOUT,
+            TransportFailure::Connect => ERROR_TYPE_CONNECT,
+            TransportFailure::Other => ERROR_TYPE_REQUEST,
+            TransportFailure::Middleware => ERROR_TYPE_MIDDLEWARE,
+        }
+    }
+}
+
 /// The `error.type` of a call that got no response at all.
 pub fn classify_transport(err: &reqwest_middleware::Error) -> &'static str {
-    match err {
-        reqwest_middleware::Error::Reqwest(e) if e.is_timeout() => ERROR_TYPE_TIMEOUT,
-        reqwest_middleware::Error::Reqwest(e) if e.is_connect() => ERROR_TYPE_CONNECT,
-        reqwest_middleware::Error::Reqwest(_) => ERROR_TYPE_REQUEST,
-        reqwest_middleware::Error::Middleware(_) => ERROR_TYPE_MIDDLEWARE,
+    TransportFailure::of(err).error_type()
+}
+
+/// The `error.type` of one HTTP attempt: its status code from 400 up, or its transport
+/// class; `None` for an attempt that got a response below 400.
+pub fn classify_attempt(
+    result: &reqwest_middleware::Result<reqwest::Response>,
+) -> Option<Cow<'static, str>> {
+    match result {
+        Ok(r) if r.status().as_u16() >= 400 => Some(Cow::Owned(r.status().as_u16().to_string())),
+        Ok(_) => None,
+        Err(e) => Some(Cow::Borrowed(classify_transport(e))),
     }
 }

@@ -54,11 +54,11 @@ use reqwest_middleware::{Middleware, Next};
 
 pub use config::{GatewayMiddlewareBuilder, DEFAULT_ERROR_BODY_LIMIT};
 pub use error::ConfigError;
-pub use diagnose::{Cause, Diagnosis, PreflightError, PreflightMode};
+pub use diagnose::{Cause, Diagnosis, PreflightMode};
 #[cfg(feature = "export")]
 pub use export::{init, TelemetryGuard};
 pub use region::Region;
-pub use report::{AttemptRecord, ReportHandle, ReportSlot, SupportReport, SupportReportExt};
+pub use report::{AttemptRecord, PreflightError, ReportHandle, ReportSlot, SupportReport, SupportReportExt};
 pub use request::{GatewayMatcher, RequestFacts, RequestMatcher};
 
 
@@ -217,7 +217,8 @@ fn transport_failed(
 ) {
     let causes = diagnose::transport_causes(err, facts);
     let diagnosis = diagnose::diagnose(&diagnose::DiagnosisInput {
-        transport: diagnose::TransportFailure::of(err),
+        transport: Some(classify::TransportFailure::of(err))
+            .filter(|f| *f != classify::TransportFailure::Middleware),
         transport_causes: causes.as_deref(),
         ..diagnose::DiagnosisInput::new(facts)
     });

@@ -39,17 +39,6 @@ pub const MAX_PAYLOAD_BYTES: usize = 64 * 1024;
 /// Deeper nesting than this is replaced by a marker.
 const MAX_PAYLOAD_DEPTH: usize = 32;
 /// Object keys whose values are replaced whole in the payload.
-const SECRET_KEYS: [&str; 8] = [
-    "api_key",
-    "apikey",
-    "key",
-    "authorization",
-    "token",
-    "access_token",
-    "secret",
-    "password",
-];
-
 /// One HTTP attempt of a call.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AttemptRecord {
@@ -74,10 +63,7 @@ impl AttemptRecord {
         result: &reqwest_middleware::Result<reqwest::Response>,
     ) -> AttemptRecord {
         let status = result.as_ref().ok().map(|r| r.status().as_u16());
-        let error_type = match result {
-            Ok(_) => status.filter(|s| *s >= 400).map(|s| s.to_string()),
-            Err(e) => Some(crate::classify::classify_transport(e).to_owned()),
-        };
+        let error_type = crate::classify::classify_attempt(result).map(|t| t.into_owned());
         AttemptRecord {
             resend_count,
             status,
@@ -547,12 +533,12 @@ impl SupportReportExt for reqwest::Response {
 }
 
 impl SupportReportExt for reqwest_middleware::Error {
-    /// The report carried by a [`PreflightError`](crate::diagnose::PreflightError); for a
+    /// The report carried by a [`PreflightError`](PreflightError); for a
     /// transport failure use a [`ReportSlot`].
     fn support_report(&self) -> Option<SupportReport> {
         match self {
             reqwest_middleware::Error::Middleware(e) => e
-                .downcast_ref::<crate::diagnose::PreflightError>()
+                .downcast_ref::<PreflightError>()
                 .map(|p| p.report().clone()),
             reqwest_middleware::Error::Reqwest(_) => None,
         }
@@ -676,8 +662,7 @@ fn bound(
                     } else {
                         format!("{path}.{key}")
                     };
-                    let value = if SECRET_KEYS.contains(&k.to_ascii_lowercase().as_str())
-                        && !item.is_null()
+                    let value = if crate::redact::is_secret_name(k) && !item.is_null()
                     {
                         Value::String(REDACTED.to_owned())
                     } else {
@@ -700,6 +685,64 @@ fn cut(text: &str, limit: usize, notes: &mut Vec<String>, path: &str) -> String 
     let kept = crate::text::truncate_utf8(text, limit);
     format!("{kept}…[truncated: {} bytes in all]", text.len())
 }
+
+/// The error a [`PreflightMode::FailFast`](crate::diagnose::PreflightMode::FailFast) call returns instead of sending the request (inside
+/// `reqwest_middleware::Error::Middleware`). It names the field and the fix, and carries the
+/// call's [`SupportReport`].
+///
+/// ```no_run
+/// # async fn run(client: reqwest_middleware::ClientWithMiddleware) {
+/// use llm_gateway_otel::SupportReportExt;
+/// match client.post("https://llm-gateway.assemblyai.com/v1/chat/completions").send().await {
+///     Err(e) => {
+///         eprintln!("{e}"); // names the field and the fix
+///         if let Some(report) = e.support_report() {
+///             eprintln!("{}", report.to_text());
+///         }
+///     }
+///     Ok(_) => {}
+/// }
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct PreflightError {
+    findings: Vec<Finding>,
+    report: Box<SupportReport>,
+}
+
+impl PreflightError {
+    pub(crate) fn new(findings: Vec<Finding>, report: SupportReport) -> Self {
+        PreflightError {
+            findings,
+            report: Box::new(report),
+        }
+    }
+
+    /// The findings that stopped the request (severity [`Severity::Reject`](crate::diagnose::Severity::Reject)).
+    pub fn findings(&self) -> &[Finding] {
+        &self.findings
+    }
+
+    /// The support report of the call that was not sent.
+    pub fn report(&self) -> &SupportReport {
+        &self.report
+    }
+}
+
+impl fmt::Display for PreflightError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("LLM gateway pre-flight check failed, request not sent: ")?;
+        for (i, finding) in self.findings.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{finding}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for PreflightError {}
 
 #[cfg(test)]
 mod tests {

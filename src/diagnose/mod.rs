@@ -29,13 +29,14 @@ pub(crate) mod catalog;
 
 use std::fmt;
 
+use crate::classify::TransportFailure;
 use crate::outcome::BodyEnd;
 use crate::outcome::{BodyFacts, JsonStatus};
 use crate::ratelimit::RateLimit;
 use crate::region::Region;
 use crate::request::{AuthHeader, JsonKind, RequestFacts};
 
-pub use preflight::{preflight, Finding, PreflightError, PreflightMode, Severity};
+pub use preflight::{preflight, Finding, PreflightMode, Severity};
 
 /// Why a call failed (or, for [`Cause::StreamIgnored`] and the pre-flight warnings, what is
 /// worth knowing about it). A low-cardinality label, recorded as `llm_gateway.error.cause`.
@@ -328,32 +329,6 @@ impl Diagnosis {
     }
 }
 
-/// A call that got no response (the `reqwest` error's kind).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TransportFailure {
-    /// A timeout fired before the response head.
-    Timeout,
-    /// The connection could not be made.
-    Connect,
-    /// Anything else (a body error while sending, a redirect loop, ...).
-    Other,
-}
-
-impl TransportFailure {
-    /// The kind of a middleware-stack error; `None` for another middleware's own error.
-    pub fn of(err: &reqwest_middleware::Error) -> Option<TransportFailure> {
-        match err {
-            reqwest_middleware::Error::Reqwest(e) if e.is_timeout() => {
-                Some(TransportFailure::Timeout)
-            }
-            reqwest_middleware::Error::Reqwest(e) if e.is_connect() => {
-                Some(TransportFailure::Connect)
-            }
-            reqwest_middleware::Error::Reqwest(_) => Some(TransportFailure::Other),
-            reqwest_middleware::Error::Middleware(_) => None,
-        }
-    }
-}
 
 /// Everything [`diagnose`] looks at. Start from [`DiagnosisInput::new`] and set what is known.
 #[derive(Debug, Clone, Copy)]
@@ -490,7 +465,7 @@ pub fn diagnose(input: &DiagnosisInput<'_>) -> Option<Diagnosis> {
             match failure {
                 TransportFailure::Timeout => Cause::Timeout,
                 TransportFailure::Connect => Cause::Connect,
-                TransportFailure::Other => Cause::RequestFailed,
+                TransportFailure::Other | TransportFailure::Middleware => Cause::RequestFailed,
             },
             Some(detail),
         ));

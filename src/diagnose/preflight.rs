@@ -10,7 +10,6 @@ use std::fmt;
 
 use super::{bad_max_tokens, is_openai_model, Cause};
 use crate::region::Region;
-use crate::report::SupportReport;
 use crate::request::{AuthHeader, JsonKind, RequestFacts};
 
 /// What the middleware does with pre-flight findings.
@@ -214,63 +213,7 @@ pub fn preflight(facts: &RequestFacts) -> Vec<Finding> {
     out
 }
 
-/// The error a [`PreflightMode::FailFast`] call returns instead of sending the request (inside
-/// `reqwest_middleware::Error::Middleware`). It names the field and the fix, and carries the
-/// call's [`SupportReport`].
-///
-/// ```no_run
-/// # async fn run(client: reqwest_middleware::ClientWithMiddleware) {
-/// use llm_gateway_otel::SupportReportExt;
-/// match client.post("https://llm-gateway.assemblyai.com/v1/chat/completions").send().await {
-///     Err(e) => {
-///         eprintln!("{e}"); // names the field and the fix
-///         if let Some(report) = e.support_report() {
-///             eprintln!("{}", report.to_text());
-///         }
-///     }
-///     Ok(_) => {}
-/// }
-/// # }
-/// ```
-#[derive(Debug, Clone)]
-pub struct PreflightError {
-    findings: Vec<Finding>,
-    report: Box<SupportReport>,
-}
 
-impl PreflightError {
-    pub(crate) fn new(findings: Vec<Finding>, report: SupportReport) -> Self {
-        PreflightError {
-            findings,
-            report: Box::new(report),
-        }
-    }
-
-    /// The findings that stopped the request (severity [`Severity::Reject`]).
-    pub fn findings(&self) -> &[Finding] {
-        &self.findings
-    }
-
-    /// The support report of the call that was not sent.
-    pub fn report(&self) -> &SupportReport {
-        &self.report
-    }
-}
-
-impl fmt::Display for PreflightError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("LLM gateway pre-flight check failed, request not sent: ")?;
-        for (i, finding) in self.findings.iter().enumerate() {
-            if i > 0 {
-                f.write_str("; ")?;
-            }
-            write!(f, "{finding}")?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for PreflightError {}
 
 #[cfg(test)]
 mod tests {

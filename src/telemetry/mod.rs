@@ -338,11 +338,8 @@ pub(crate) fn end_attempt(
     metrics: &Metrics,
 ) {
     let status = result.as_ref().ok().map(|r| r.status().as_u16());
-    let code = status.filter(|s| *s >= 400).map(|s| s.to_string());
-    let error_type = match result {
-        Ok(_) => code.as_deref(),
-        Err(err) => Some(crate::classify::classify_transport(err)),
-    };
+    let error_type = crate::classify::classify_attempt(result);
+    let error_type = error_type.as_deref();
     if attempt.is_recording() {
         let mut attributes = Vec::with_capacity(2);
         if let Some(status) = status {
