@@ -6,7 +6,6 @@ use serde_json::Value;
 mod body;
 
 use crate::region::{port_text, Region, RegionMap, EU_HOST, US_HOST};
-use crate::telemetry::metrics::MetricAttributes;
 
 /// The path of the endpoint this crate observes.
 pub const CHAT_COMPLETIONS_PATH: &str = "/v1/chat/completions";
@@ -146,8 +145,6 @@ pub struct RequestFacts {
     pub(crate) origin: String,
     /// Credentials seen on the request, kept only to redact them from what is recorded.
     pub(crate) secrets: Vec<String>,
-    /// Model, region and server as metric attributes, built once for every measurement.
-    pub(crate) metric_attributes: MetricAttributes,
     /// `fallback_config.retry` of a JSON-object body (true when absent): whether the gateway
     /// retries by itself. `None` when the body was not read as an object.
     pub(crate) gateway_retries: Option<bool>,
@@ -270,6 +267,7 @@ impl RequestFacts {
     /// let facts = RequestFacts::from_request(&req);
     /// assert!(!facts.described && facts.model.is_none());
     /// ```
+    #[cfg(test)]
     pub fn from_request(request: &reqwest::Request) -> RequestFacts {
         Self::read(request, &RegionMap::default())
     }
@@ -296,7 +294,6 @@ impl RequestFacts {
         let model = body.model;
         let region = regions.resolve(&server_address, server_port);
         RequestFacts {
-            metric_attributes: MetricAttributes::new(model.as_deref(), &region, &server_address),
             gateway_retries: body.gateway_retries,
             model,
             max_tokens: body.max_tokens,

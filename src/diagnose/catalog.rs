@@ -36,6 +36,23 @@ impl ModelCatalog {
         }
     }
 
+    /// For a 404 answer, when the static rules cannot decide: the model list of the call's
+    /// region.
+    pub(crate) async fn for_not_found(
+        &self,
+        request: &crate::request::RequestFacts,
+        status: u16,
+    ) -> Option<Arc<[String]>> {
+        if status != 404 {
+            return None;
+        }
+        let model = request.model.as_deref()?;
+        if request.region == crate::region::Region::EU && super::is_openai_model(model) {
+            return None;
+        }
+        self.models(&request.origin).await
+    }
+
     /// The model ids `origin` serves; `None` when the lookup failed (once, then cached).
     pub(crate) async fn models(&self, origin: &str) -> Option<Arc<[String]>> {
         if origin.is_empty() {
@@ -73,24 +90,6 @@ impl ModelCatalog {
         }
         parse_models(&body)
     }
-}
-
-/// For a 404 answer, when the user allowed the lookup and the static rules cannot decide: the
-/// model list of the call's region.
-pub(crate) async fn for_not_found(
-    config: &crate::config::Config,
-    request: &crate::request::RequestFacts,
-    status: u16,
-) -> Option<Arc<[String]>> {
-    if status != 404 {
-        return None;
-    }
-    let catalog = config.catalog.as_ref()?;
-    let model = request.model.as_deref()?;
-    if request.region == crate::region::Region::EU && super::is_openai_model(model) {
-        return None;
-    }
-    catalog.models(&request.origin).await
 }
 
 /// The model ids of a `/v1/models` body: the OpenAI list shape `{"data":[{"id":..}]}`, or a

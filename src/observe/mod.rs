@@ -1,32 +1,24 @@
 //! The response-body observer. It wraps the body the user reads, passes every frame through
 //! unchanged, and feeds the bytes to a parser as they pass: the JSON field picker for JSON
-//! answers, the SSE reader for streams. When the body ends (or is dropped) it hands what it
-//! saw to `classify` and `telemetry`, and the call's span ends.
+//! answers, the SSE reader for streams. When the body ends, fails or is dropped, it hands
+//! what it saw (a [`ResponseOutcome`]) to the callback it was given, once. It records
+//! nothing itself.
 //!
 //! Success bodies are never copied. Non-2xx bodies, which are small, are read ahead up to the
-//! error-body limit so that the span has the error even when the user never reads the body;
-//! the user still receives the same bytes.
-
-
-
+//! error-body limit so that the outcome has the error even when the user never reads the
+//! body; the user still receives the same bytes.
 
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use crate::telemetry::SpanHandle;
 use bytes::Bytes;
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use http_body_util::BodyExt;
 
-use crate::classify::{classify_response, ResponseVerdictInput};
-pub use crate::outcome::{BodyEnd, ResponseOutcome, StreamSummary};
-use crate::config::Config;
-use crate::ratelimit::RateLimit;
-use crate::report::ReportHandle;
+use crate::outcome::{BodyEnd, ResponseOutcome, StreamSummary};
 use crate::request::RequestFacts;
-use crate::telemetry::metrics::CallSummary;
 use crate::parse::json::JsonPicker;
 use crate::parse::sse::StreamObserver;
 
@@ -40,12 +32,12 @@ enum Parser {
     Sse(StreamObserver),
 }
 
-/// The state of one call while its body passes; consumed when the body ends.
-pub(crate) struct CallState {
-    span: SpanHandle,
+/// The state of one response while its body passes; consumed when the body ends, when it
+/// hands the outcome to `on_end`.
+struct Observer<F> {
     request: Arc<RequestFacts>,
-    config: Arc<Config>,
     status: u16,
+    /// When the request was sent (for the time to the first chunk).
     started: Instant,
     parser: Parser,
     /// The first bytes of a non-2xx body, up to the limit.
@@ -53,29 +45,18 @@ pub(crate) struct CallState {
     capture_limit: usize,
     body_bytes: u64,
     first_chunk: Option<Duration>,
-    /// For diagnosis: the rate-limit headers, the region's model list (404s, when allowed),
-    /// and the report the outcome goes to.
-    rate: RateLimit,
-    region_models: Option<Arc<[String]>>,
-    report: ReportHandle,
+    on_end: F,
 }
 
-impl CallState {
-    pub(crate) fn new(
-        span: SpanHandle,
+impl<F: FnOnce(ResponseOutcome)> Observer<F> {
+    fn new(
+        response: &reqwest::Response,
         request: Arc<RequestFacts>,
         started: Instant,
-        response: &reqwest::Response,
-        config: &Arc<Config>,
-        report: ReportHandle,
-    ) -> CallState {
+        error_body_limit: usize,
+        on_end: F,
+    ) -> Self {
         let status = response.status().as_u16();
-        report.set_status(status);
-        let rate = RateLimit::from_headers(response.headers(), std::time::SystemTime::now());
-        crate::telemetry::record_response_head(&span, status, &rate);
-        if !rate.is_empty() {
-            config.metrics.record_rate_limit(&request, &rate);
-        }
         let streamed = response
             .headers()
             .get(http::header::CONTENT_TYPE)
@@ -87,10 +68,8 @@ impl CallState {
                     .get(..SSE.len())
                     .is_some_and(|start| start.eq_ignore_ascii_case(SSE))
             });
-        CallState {
-            span,
+        Observer {
             request,
-            config: Arc::clone(config),
             status,
             started,
             parser: if streamed {
@@ -99,12 +78,10 @@ impl CallState {
                 Parser::Json(JsonPicker::new())
             },
             capture: (!(200..300).contains(&status)).then(Vec::new),
-            capture_limit: config.error_body_limit,
+            capture_limit: error_body_limit,
             body_bytes: 0,
             first_chunk: None,
-            rate,
-            region_models: None,
-            report,
+            on_end,
         }
     }
 
@@ -171,45 +148,24 @@ impl CallState {
             error_message,
             end,
         };
-        let error_type = classify_response(&ResponseVerdictInput {
-            status: outcome.status,
-            streamed: outcome.streamed,
-            stream_done: stream.is_some_and(|s| s.done),
-            json: outcome.json,
-            end,
-        });
-        crate::telemetry::record_outcome(
-            &self.span,
-            &outcome,
-            self.request.stream,
-            error_type.as_ref(),
-        );
-        let diagnosis = crate::diagnose::diagnose(&crate::diagnose::DiagnosisInput::of_outcome(
-            &self.request,
-            &outcome,
-            &self.rate,
-            self.region_models.as_deref(),
-        ));
-        crate::telemetry::record_diagnosis(&self.span, diagnosis.as_ref());
-        self.report
-            .finish_response(&outcome, error_type.as_deref(), diagnosis);
-        self.config.metrics.record_call(&CallSummary {
-            request: &self.request,
-            outcome: Some(&outcome),
-            status: Some(outcome.status),
-            error_type: error_type.as_deref(),
-            duration: self.started.elapsed(),
-        });
-        // The call's span ends with its body.
-        self.span.end();
+        (self.on_end)(outcome);
     }
 }
 
-/// Wraps `response`'s body in the observer. For a non-2xx answer the body is first read
-/// ahead up to the error-body limit (the span then usually ends right here).
-pub(crate) async fn observe(response: reqwest::Response, mut call: CallState) -> reqwest::Response {
-    call.region_models =
-        crate::diagnose::catalog::for_not_found(&call.config, &call.request, call.status).await;
+/// Wraps `response`'s body in the observer; `on_end` gets the outcome when the body ends,
+/// fails or is dropped. For a non-2xx answer the body is first read ahead up to
+/// `error_body_limit` (the outcome is then usually handed over right here).
+pub(crate) async fn observe<F>(
+    response: reqwest::Response,
+    request: Arc<RequestFacts>,
+    started: Instant,
+    error_body_limit: usize,
+    on_end: F,
+) -> reqwest::Response
+where
+    F: FnOnce(ResponseOutcome) + Send + Sync + 'static,
+{
+    let mut call = Observer::new(&response, request, started, error_body_limit, on_end);
     let url = response.url().clone();
     let (mut parts, mut body) = http::Response::<reqwest::Body>::from(response).into_parts();
     restore_url(&mut parts, url);
@@ -281,14 +237,14 @@ fn restore_url(parts: &mut http::response::Parts, url: reqwest::Url) {
 
 /// The body the user reads: read-ahead bytes first, then the rest of the network body,
 /// every frame passed through unchanged.
-struct ObservedBody {
+struct ObservedBody<F: FnOnce(ResponseOutcome)> {
     prefix: Option<Bytes>,
     inner: Option<reqwest::Body>,
     pending_error: Option<reqwest::Error>,
-    call: Option<Box<CallState>>,
+    call: Option<Box<Observer<F>>>,
 }
 
-impl ObservedBody {
+impl<F: FnOnce(ResponseOutcome)> ObservedBody<F> {
     fn finish(&mut self, end: BodyEnd) {
         if let Some(call) = self.call.take() {
             call.finish(end);
@@ -296,7 +252,7 @@ impl ObservedBody {
     }
 }
 
-impl HttpBody for ObservedBody {
+impl<F: FnOnce(ResponseOutcome)> HttpBody for ObservedBody<F> {
     type Data = Bytes;
     type Error = reqwest::Error;
 
@@ -359,7 +315,7 @@ impl HttpBody for ObservedBody {
     }
 }
 
-impl Drop for ObservedBody {
+impl<F: FnOnce(ResponseOutcome)> Drop for ObservedBody<F> {
     fn drop(&mut self) {
         let end = if self.is_end_stream() {
             BodyEnd::Complete

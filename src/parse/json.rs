@@ -22,7 +22,8 @@
 
 use memchr::memchr2;
 
-pub use crate::outcome::{BodyFacts, ErrorFacts, JsonStatus, Usage};
+pub use crate::outcome::{BodyFacts, JsonStatus};
+use crate::outcome::Usage;
 use crate::outcome::MAX_FINISH_REASONS;
 
 /// Longest string value kept, in bytes (longer values are cut at a UTF-8 char boundary).
@@ -1116,6 +1117,7 @@ fn parse_i64(text: &[u8]) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::outcome::ErrorFacts;
 
     /// Feeds `input` whole, split at every single point, and byte by byte; all must agree.
     fn check(input: &[u8]) -> (BodyFacts, JsonStatus) {

@@ -101,6 +101,7 @@ impl SseReader {
 
     /// Heap bytes held for the event in progress (at most `max_event_bytes`).
     #[doc(hidden)]
+    #[cfg(test)]
     pub fn buffer_capacity(&self) -> usize {
         self.data.capacity()
     }

@@ -1,13 +1,14 @@
 //! The attempt loop: sends a gateway call, and while the outcome is worth it, waits (backoff
 //! with full jitter, or the server's `Retry-After` / `X-RateLimit-Reset`, whichever is
 //! longer) and sends again, or moves to the next fallback model. Bounded by attempts, a
-//! deadline and a budget shared by the client. Each attempt has its own span; each wait is
-//! an event on the call's span.
+//! deadline and a budget shared by the client. What to do after an attempt is [`decide`]'s
+//! pure decision; the loop carries it out and records each attempt, wait and fallback through
+//! the call's recorder.
 //!
 //! Only outcomes seen before the response is handed to the user are retried: once a body
 //! starts reaching the user (a 2xx, a stream) the call is never re-sent.
 
-pub mod body;
+pub(crate) mod body;
 mod budget;
 mod hints;
 mod pacing;
@@ -16,41 +17,28 @@ mod policy;
 use std::time::Duration;
 
 use http::Extensions;
-use opentelemetry::KeyValue;
 use reqwest_middleware::Next;
 use reqwest_retry::Retryable;
 use tokio::time::Instant;
 
 pub use budget::BudgetConfig;
-pub use hints::{server_wait, WaitReason};
+pub use hints::WaitReason;
 pub use policy::{DefaultRetryClassifier, FallbackMode, Retry, RetryClassifier};
 
-pub(crate) use budget::RetryBudget;
-pub(crate) use pacing::Pacer;
-
-use crate::config::Config;
-use crate::names::*;
+use crate::call::CallRecorder;
 use crate::ratelimit::RateLimit;
-use crate::report::{AttemptRecord, ReportHandle};
 use crate::request::RequestFacts;
-use crate::telemetry::{self, SpanHandle};
+use budget::RetryBudget;
+use hints::server_wait;
+use pacing::Pacer;
 
-/// Shared state of the retry feature: the settings, the client-wide budget and pacer.
+/// The retry part of the middleware: its settings, and the state every call through the
+/// middleware shares (the retry budget, the pacer).
 #[derive(Debug)]
-pub(crate) struct RetryState {
-    pub(crate) settings: Retry,
-    pub(crate) budget: Option<RetryBudget>,
-    pub(crate) pacer: Pacer,
-}
-
-impl RetryState {
-    pub(crate) fn new(settings: Retry) -> RetryState {
-        RetryState {
-            budget: settings.budget.map(RetryBudget::new),
-            pacer: Pacer::default(),
-            settings,
-        }
-    }
+pub(crate) struct Retrier {
+    settings: Retry,
+    budget: Option<RetryBudget>,
+    pacer: Pacer,
 }
 
 /// Why retries stopped although the outcome was retryable (`llm_gateway.retry.stop_reason`).
@@ -76,6 +64,7 @@ impl Stop {
 }
 
 /// What to do after an attempt.
+#[derive(Debug, Clone, PartialEq)]
 enum Decision {
     Done,
     Stop(Stop),
@@ -83,55 +72,166 @@ enum Decision {
     Fallback(String),
 }
 
-/// Sends the call, with retries and fallbacks when the middleware has them.
-pub(crate) async fn send(
-    config: &Config,
-    call: &SpanHandle,
-    facts: &RequestFacts,
-    report: &ReportHandle,
-    mut request: reqwest::Request,
+/// What [`decide`] looks at after an attempt.
+#[derive(Debug, Clone, Copy)]
+struct Situation<'a> {
+    /// The classifier said the outcome is worth another attempt.
+    retryable: bool,
+    status: Option<u16>,
+    /// The server's wait (`Retry-After`, `X-RateLimit-Reset`), read for a retryable outcome.
+    hint: Option<(Duration, WaitReason)>,
+    /// The jittered backoff before the next attempt on the same model.
+    backoff: Duration,
+    /// Retries already made on the current model.
+    retries_on_model: u32,
+    /// The next fallback model, when re-sending to one is possible.
+    fallback: Option<&'a str>,
+    /// Until the call's deadline.
+    time_left: Duration,
+}
+
+/// The decision after an attempt: done, stop retrying (and why), wait and send again, or
+/// send to the next fallback model. Pure.
+fn decide(settings: &Retry, s: &Situation<'_>) -> Decision {
+    let fall_back = |otherwise: Decision| match s.fallback {
+        Some(model) if s.status == Some(429) => Decision::Fallback(model.to_owned()),
+        _ => otherwise,
+    };
+    if !s.retryable {
+        return match s.fallback {
+            Some(model) if s.status == Some(404) => Decision::Fallback(model.to_owned()),
+            _ => Decision::Done,
+        };
+    }
+    let (wait, reason) = match s.hint {
+        Some((hint, reason)) if hint >= s.backoff => (hint, reason),
+        _ => (s.backoff, WaitReason::Backoff),
+    };
+    if s.hint.is_some_and(|(hint, _)| hint > settings.max_wait) {
+        fall_back(Decision::Stop(Stop::HintExceedsMaxWait))
+    } else if s.retries_on_model + 1 >= settings.max_attempts {
+        fall_back(Decision::Stop(Stop::MaxAttempts))
+    } else if wait > s.time_left {
+        Decision::Stop(Stop::Deadline)
+    } else {
+        Decision::Wait(wait, reason)
+    }
+}
+
+/// Where a call's attempts stand.
+struct Progress {
+    /// The model the next attempt asks for.
+    model: Option<String>,
+    next_fallback: usize,
+    resends: u32,
+    retries_on_model: u32,
+}
+
+/// Sends the call once, without the attempt loop ([`Retry::disabled`]).
+pub(crate) async fn send_once(
+    call: &CallRecorder,
+    request: reqwest::Request,
     extensions: &mut Extensions,
     next: Next<'_>,
 ) -> reqwest_middleware::Result<reqwest::Response> {
-    let sender = Sender {
-        config,
-        call,
-        facts,
-        report,
-    };
-    let Some(retry) = config.retry.as_ref() else {
-        let result = sender.attempt(request, extensions, next, 0).await;
-        return finish(call, 0, result);
-    };
-    let settings = &retry.settings;
-    let deadline = Instant::now() + settings.deadline;
-    let chain: &[String] = facts
-        .model
-        .as_ref()
-        .and_then(|m| settings.fallbacks.get(m))
-        .map_or(&[], Vec::as_slice);
-    prepare_body(settings, call, facts, &mut request, chain);
-    if let Some(budget) = &retry.budget {
-        budget.record_request();
+    let result = call.attempt(request, extensions, next, 0).await;
+    call.attempts_done(0, None);
+    result
+}
+
+impl Retrier {
+    pub(crate) fn new(settings: Retry) -> Retrier {
+        Retrier {
+            budget: settings.budget.map(RetryBudget::new),
+            pacer: Pacer::default(),
+            settings,
+        }
     }
-    let host = facts.server_address.as_str();
-    let mut model = facts.model.clone();
-    let mut next_fallback = 0;
-    let mut resends: u32 = 0;
-    let mut retries_on_model: u32 = 0;
-    loop {
-        if settings.pacing {
-            if let Some(wait) = model.as_deref().and_then(|m| retry.pacer.wait_for(host, m)) {
-                if wait <= settings.max_wait && Instant::now() + wait < deadline {
-                    wait_event(call, WaitReason::Pacing, wait, resends);
-                    tokio::time::sleep(wait).await;
+
+    /// Sends the call, with retries and fallbacks.
+    pub(crate) async fn send(
+        &self,
+        call: &CallRecorder,
+        mut request: reqwest::Request,
+        extensions: &mut Extensions,
+        next: Next<'_>,
+    ) -> reqwest_middleware::Result<reqwest::Response> {
+        let facts = std::sync::Arc::clone(call.facts());
+        let deadline = Instant::now() + self.settings.deadline;
+        let chain = self.chain_of(&facts);
+        prepare_body(&self.settings, call, &facts, &mut request, chain);
+        if let Some(budget) = &self.budget {
+            budget.record_request();
+        }
+        let mut at = Progress {
+            model: facts.model.clone(),
+            next_fallback: 0,
+            resends: 0,
+            retries_on_model: 0,
+        };
+        loop {
+            self.pace(call, &facts, at.model.as_deref(), deadline, at.resends)
+                .await;
+            let spare = request.try_clone();
+            let result = call
+                .attempt(request, extensions, next.clone(), at.resends)
+                .await;
+            let decision = self.after(&result, &facts, &at, chain, deadline);
+            let (decision, again) = match (decision, spare) {
+                (Decision::Done, _) => return done(call, &at, None, result),
+                (Decision::Stop(stop), _) => return done(call, &at, Some(stop), result),
+                (_, None) => return done(call, &at, Some(Stop::BodyNotClonable), result),
+                (_, Some(_)) if self.budget.as_ref().is_some_and(|b| !b.try_retry()) => {
+                    return done(call, &at, Some(Stop::Budget), result);
                 }
+                (decision, Some(again)) => (decision, again),
+            };
+            drop(result);
+            request = again;
+            self.carry_out(call, decision, &mut at, &mut request).await;
+        }
+    }
+
+    /// The fallback chain of the call's model.
+    fn chain_of(&self, facts: &RequestFacts) -> &[String] {
+        facts
+            .model
+            .as_ref()
+            .and_then(|m| self.settings.fallbacks.get(m))
+            .map_or(&[], Vec::as_slice)
+    }
+
+    /// With pacing on, waits for the model's window when it is known to be used up.
+    async fn pace(
+        &self,
+        call: &CallRecorder,
+        facts: &RequestFacts,
+        model: Option<&str>,
+        deadline: Instant,
+        resends: u32,
+    ) {
+        if !self.settings.pacing {
+            return;
+        }
+        let host = facts.server_address.as_str();
+        if let Some(wait) = model.and_then(|m| self.pacer.wait_for(host, m)) {
+            if wait <= self.settings.max_wait && Instant::now() + wait < deadline {
+                call.waiting(WaitReason::Pacing.as_str(), wait, resends);
+                tokio::time::sleep(wait).await;
             }
         }
-        let spare = request.try_clone();
-        let result = sender
-            .attempt(request, extensions, next.clone(), resends)
-            .await;
+    }
+
+    /// Reads what an attempt returned (and feeds the pacer) and decides what comes next.
+    fn after(
+        &self,
+        result: &reqwest_middleware::Result<reqwest::Response>,
+        facts: &RequestFacts,
+        at: &Progress,
+        chain: &[String],
+        deadline: Instant,
+    ) -> Decision {
+        let s = &self.settings;
         // The rate-limit headers are read only when something uses them: the pacer (only
         // consulted when pacing is on) or a retry's wait.
         let read_rate = || {
@@ -140,146 +240,75 @@ pub(crate) async fn send(
                 .ok()
                 .map(|r| RateLimit::from_headers(r.headers(), std::time::SystemTime::now()))
         };
-        if settings.pacing {
-            if let (Some(rate), Some(m)) = (read_rate(), model.as_deref()) {
-                retry.pacer.observe(host, m, &rate);
+        if s.pacing {
+            if let (Some(rate), Some(m)) = (read_rate(), at.model.as_deref()) {
+                self.pacer.observe(&facts.server_address, m, &rate);
             }
         }
-        let status = result.as_ref().ok().map(|r| r.status().as_u16());
-        let can_fall_back =
-            settings.fallback_mode == FallbackMode::Resend && next_fallback < chain.len();
-        let decision = match settings.classifier.classify(&result) {
-            Some(Retryable::Transient) => {
-                let hint = read_rate().as_ref().and_then(server_wait);
-                let backoff = settings.backoff_for(retries_on_model);
-                let (wait, reason) = match hint {
-                    Some((h, reason)) if h >= backoff => (h, reason),
-                    _ => (backoff, WaitReason::Backoff),
-                };
-                let rate_limited = status == Some(429);
-                if hint.is_some_and(|(h, _)| h > settings.max_wait) {
-                    if rate_limited && can_fall_back {
-                        Decision::Fallback(chain[next_fallback].clone())
-                    } else {
-                        Decision::Stop(Stop::HintExceedsMaxWait)
-                    }
-                } else if retries_on_model + 1 >= settings.max_attempts {
-                    if rate_limited && can_fall_back {
-                        Decision::Fallback(chain[next_fallback].clone())
-                    } else {
-                        Decision::Stop(Stop::MaxAttempts)
-                    }
-                } else if Instant::now() + wait > deadline {
-                    Decision::Stop(Stop::Deadline)
-                } else {
-                    Decision::Wait(wait, reason)
-                }
-            }
-            _ if status == Some(404) && can_fall_back => {
-                Decision::Fallback(chain[next_fallback].clone())
-            }
-            _ => Decision::Done,
+        let retryable = matches!(s.classifier.classify(result), Some(Retryable::Transient));
+        let situation = Situation {
+            retryable,
+            status: result.as_ref().ok().map(|r| r.status().as_u16()),
+            hint: if retryable {
+                read_rate().as_ref().and_then(server_wait)
+            } else {
+                None
+            },
+            backoff: if retryable {
+                s.backoff_for(at.retries_on_model)
+            } else {
+                Duration::ZERO
+            },
+            retries_on_model: at.retries_on_model,
+            fallback: (s.fallback_mode == FallbackMode::Resend)
+                .then(|| chain.get(at.next_fallback))
+                .flatten()
+                .map(String::as_str),
+            time_left: deadline.saturating_duration_since(Instant::now()),
         };
-        let (decision, mut again) = match (decision, spare) {
-            (Decision::Done, _) => return finish(call, resends, result),
-            (Decision::Stop(stop), _) => return stop_with(call, stop, resends, result),
-            (_, None) => return stop_with(call, Stop::BodyNotClonable, resends, result),
-            (_, Some(_)) if retry.budget.as_ref().is_some_and(|b| !b.try_retry()) => {
-                return stop_with(call, Stop::Budget, resends, result);
-            }
-            (decision, Some(again)) => (decision, again),
-        };
-        drop(result);
+        decide(s, &situation)
+    }
+
+    /// Waits, or moves `request` to the fallback model, before the next attempt.
+    async fn carry_out(
+        &self,
+        call: &CallRecorder,
+        decision: Decision,
+        at: &mut Progress,
+        request: &mut reqwest::Request,
+    ) {
         match decision {
             Decision::Wait(wait, reason) => {
-                wait_event(call, reason, wait, resends);
+                call.waiting(reason.as_str(), wait, at.resends);
                 tokio::time::sleep(wait).await;
                 // Counted once the re-send is certain: a call dropped while waiting is not a retry.
-                config.metrics.record_retry(facts, reason.as_str());
-                retries_on_model += 1;
+                call.retrying(reason.as_str());
+                at.retries_on_model += 1;
             }
             Decision::Fallback(to) => {
-                call.event(
-                    EVENT_FALLBACK,
-                    vec![
-                        KeyValue::new(GEN_AI_REQUEST_MODEL, model.clone().unwrap_or_default()),
-                        KeyValue::new(LLM_GATEWAY_FALLBACK_MODEL, to.clone()),
-                    ],
-                );
-                config
-                    .metrics
-                    .record_retry(facts, WaitReason::Fallback.as_str());
-                next_fallback += 1;
-                retries_on_model = 0;
+                call.falling_back(at.model.as_deref(), &to);
+                call.retrying(WaitReason::Fallback.as_str());
+                at.next_fallback += 1;
+                at.retries_on_model = 0;
                 // Once per model: later retries re-send this rewritten body as it is.
-                rewrite_body(&mut again, |b| body::with_model(b, &to));
-                model = Some(to);
+                rewrite_body(request, |b| body::with_model(b, &to));
+                at.model = Some(to);
             }
             Decision::Done | Decision::Stop(_) => {}
         }
-        request = again;
-        resends += 1;
+        at.resends += 1;
     }
 }
 
-/// What every attempt of one call shares.
-struct Sender<'a> {
-    config: &'a Config,
-    call: &'a SpanHandle,
-    facts: &'a RequestFacts,
-    report: &'a ReportHandle,
-}
-
-impl Sender<'_> {
-    /// One HTTP attempt under its own span, recorded in the call's report too.
-    async fn attempt(
-        &self,
-        request: reqwest::Request,
-        extensions: &mut Extensions,
-        next: Next<'_>,
-        resends: u32,
-    ) -> reqwest_middleware::Result<reqwest::Response> {
-        let span =
-            telemetry::attempt_span(&self.config.tracer, self.call, &request, i64::from(resends));
-        let sent_at = std::time::SystemTime::now();
-        let started = std::time::Instant::now();
-        let result = span.run_under(next.run(request, extensions)).await;
-        let elapsed = started.elapsed();
-        telemetry::end_attempt(&span, &result, self.facts, elapsed, &self.config.metrics);
-        let record = AttemptRecord::of(resends, sent_at, elapsed, &result);
-        self.report.push_attempt(record);
-        result
-    }
-}
-
-fn finish(
-    call: &SpanHandle,
-    resends: u32,
+/// The attempts are over: records how many re-sends were made and why they stopped.
+fn done(
+    call: &CallRecorder,
+    at: &Progress,
+    stop: Option<Stop>,
     result: reqwest_middleware::Result<reqwest::Response>,
 ) -> reqwest_middleware::Result<reqwest::Response> {
-    call.set(KeyValue::new(HTTP_REQUEST_RESEND_COUNT, i64::from(resends)));
+    call.attempts_done(at.resends, stop.map(Stop::as_str));
     result
-}
-
-fn stop_with(
-    call: &SpanHandle,
-    stop: Stop,
-    resends: u32,
-    result: reqwest_middleware::Result<reqwest::Response>,
-) -> reqwest_middleware::Result<reqwest::Response> {
-    call.set(KeyValue::new(LLM_GATEWAY_RETRY_STOP_REASON, stop.as_str()));
-    finish(call, resends, result)
-}
-
-fn wait_event(call: &SpanHandle, reason: WaitReason, wait: Duration, resends: u32) {
-    call.event(
-        EVENT_RETRY_WAIT,
-        vec![
-            KeyValue::new(LLM_GATEWAY_RETRY_REASON, reason.as_str()),
-            KeyValue::new(LLM_GATEWAY_RETRY_DELAY_S, wait.as_secs_f64()),
-            KeyValue::new(HTTP_REQUEST_RESEND_COUNT, i64::from(resends)),
-        ],
-    );
 }
 
 /// Body changes made once, before the first attempt: the gateway's `fallbacks` field, and
@@ -287,7 +316,7 @@ fn wait_event(call: &SpanHandle, reason: WaitReason, wait: Duration, resends: u3
 /// we retry.
 fn prepare_body(
     settings: &Retry,
-    call: &SpanHandle,
+    call: &CallRecorder,
     facts: &RequestFacts,
     request: &mut reqwest::Request,
     chain: &[String],
@@ -307,7 +336,7 @@ fn prepare_body(
                 .is_some_and(body::gateway_retries)
         });
         if gateway_retries {
-            call.set(KeyValue::new(LLM_GATEWAY_RETRY_GATEWAY_RETRY, true));
+            call.gateway_retries_too();
         }
     }
 }
@@ -319,4 +348,95 @@ fn rewrite_body(request: &mut reqwest::Request, edit: impl FnOnce(&[u8]) -> Opti
     };
     request.headers_mut().remove(http::header::CONTENT_LENGTH);
     *request.body_mut() = Some(reqwest::Body::from(new));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn situation() -> Situation<'static> {
+        Situation {
+            retryable: true,
+            status: Some(503),
+            hint: None,
+            backoff: Duration::from_millis(300),
+            retries_on_model: 0,
+            fallback: None,
+            time_left: Duration::from_secs(120),
+        }
+    }
+
+    #[test]
+    fn a_retryable_outcome_waits_the_longer_of_backoff_and_hint() {
+        let settings = Retry::default();
+        let d = decide(&settings, &situation());
+        assert_eq!(d, Decision::Wait(Duration::from_millis(300), WaitReason::Backoff));
+        let hinted = Situation {
+            hint: Some((Duration::from_secs(7), WaitReason::RetryAfter)),
+            ..situation()
+        };
+        let d = decide(&settings, &hinted);
+        assert_eq!(d, Decision::Wait(Duration::from_secs(7), WaitReason::RetryAfter));
+    }
+
+    #[test]
+    fn limits_stop_the_retries_and_say_why() {
+        let settings = Retry::default();
+        let last = Situation {
+            retries_on_model: 2,
+            ..situation()
+        };
+        assert_eq!(decide(&settings, &last), Decision::Stop(Stop::MaxAttempts));
+        let too_long = Situation {
+            hint: Some((Duration::from_secs(31), WaitReason::RetryAfter)),
+            ..situation()
+        };
+        assert_eq!(
+            decide(&settings, &too_long),
+            Decision::Stop(Stop::HintExceedsMaxWait)
+        );
+        let late = Situation {
+            time_left: Duration::from_millis(100),
+            ..situation()
+        };
+        assert_eq!(decide(&settings, &late), Decision::Stop(Stop::Deadline));
+    }
+
+    #[test]
+    fn a_429_beyond_max_wait_or_attempts_and_a_404_move_to_the_fallback() {
+        let settings = Retry::default();
+        let limited = Situation {
+            status: Some(429),
+            hint: Some((Duration::from_secs(60), WaitReason::RetryAfter)),
+            fallback: Some("gemini-2.5-flash"),
+            ..situation()
+        };
+        assert_eq!(
+            decide(&settings, &limited),
+            Decision::Fallback("gemini-2.5-flash".into())
+        );
+        let not_here = Situation {
+            retryable: false,
+            status: Some(404),
+            fallback: Some("gemini-2.5-flash"),
+            ..situation()
+        };
+        assert_eq!(
+            decide(&settings, &not_here),
+            Decision::Fallback("gemini-2.5-flash".into())
+        );
+        // A 503 out of attempts stops: fallbacks are for rate limits and regions.
+        let out = Situation {
+            retries_on_model: 2,
+            fallback: Some("gemini-2.5-flash"),
+            ..situation()
+        };
+        assert_eq!(decide(&settings, &out), Decision::Stop(Stop::MaxAttempts));
+        let fine = Situation {
+            retryable: false,
+            status: Some(200),
+            ..situation()
+        };
+        assert_eq!(decide(&settings, &fine), Decision::Done);
+    }
 }

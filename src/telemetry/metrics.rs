@@ -20,8 +20,8 @@ use crate::request::RequestFacts;
 /// What one finished call contributes to the metrics.
 #[derive(Debug, Clone, Copy)]
 pub struct CallSummary<'a> {
-    /// The request's facts (model, region, server).
-    pub request: &'a RequestFacts,
+    /// The call's attributes (model, region, server).
+    pub attributes: &'a MetricAttributes,
     /// What the body showed, when there was a response.
     pub outcome: Option<&'a ResponseOutcome>,
     /// Final status code, when there was a response.
@@ -35,8 +35,8 @@ pub struct CallSummary<'a> {
 /// What one HTTP attempt contributes to the metrics.
 #[derive(Debug, Clone, Copy)]
 pub struct AttemptSummary<'a> {
-    /// The request's facts.
-    pub request: &'a RequestFacts,
+    /// The call's attributes.
+    pub attributes: &'a MetricAttributes,
     /// Status code of the attempt, when one came back.
     pub status: Option<u16>,
     /// `error.type` of the attempt, if it failed.
@@ -112,11 +112,11 @@ impl Metrics {
     pub fn record_call(&self, call: &CallSummary<'_>) {
         // One attribute vector, grown and cut in place for each measurement: the values are
         // shared with the request's facts, not copied.
-        let mut attrs = call.request.metric_attributes.base(8);
+        let mut attrs = call.attributes.base(8);
         attrs.push(KeyValue::new(GEN_AI_OPERATION_NAME, OPERATION_CHAT));
         attrs.push(KeyValue::new(GEN_AI_PROVIDER_NAME, PROVIDER_NAME));
         if let Some(served) = call.outcome.and_then(|o| o.facts.served_model()) {
-            attrs.push(call.request.metric_attributes.response_model(served));
+            attrs.push(call.attributes.response_model(served));
         }
         if let Some(status) = call.status {
             attrs.push(KeyValue::new(HTTP_RESPONSE_STATUS_CODE, i64::from(status)));
@@ -149,7 +149,7 @@ impl Metrics {
 
     /// Records one HTTP attempt.
     pub fn record_attempt(&self, attempt: &AttemptSummary<'_>) {
-        let base = &attempt.request.metric_attributes;
+        let base = attempt.attributes;
         let mut attrs = base.base(6);
         attrs.push(KeyValue::new(HTTP_REQUEST_METHOD, "POST"));
         attrs.push(base.server.clone());
@@ -164,15 +164,15 @@ impl Metrics {
     }
 
     /// Records one retry (a re-send) and why it happened.
-    pub fn record_retry(&self, request: &RequestFacts, reason: &'static str) {
-        let mut attrs = request.metric_attributes.base(3);
+    pub fn record_retry(&self, attributes: &MetricAttributes, reason: &'static str) {
+        let mut attrs = attributes.base(3);
         attrs.push(KeyValue::new(LLM_GATEWAY_RETRY_REASON, reason));
         self.retries.add(1, &attrs);
     }
 
     /// Records the rate-limit headers of a response.
-    pub fn record_rate_limit(&self, request: &RequestFacts, rate: &RateLimit) {
-        let mut attrs = request.metric_attributes.base(2);
+    pub fn record_rate_limit(&self, attributes: &MetricAttributes, rate: &RateLimit) {
+        let mut attrs = attributes.base(2);
         if let Some(model) = &rate.model {
             // The headers describe this model's window (it differs after a fallback).
             attrs.retain(|kv| kv.key.as_str() != GEN_AI_REQUEST_MODEL);
@@ -193,7 +193,7 @@ impl Metrics {
 /// The attributes every instrument carries (requested model when known, and region) and the
 /// server address, built once per call. Their values are reference-counted, so each
 /// measurement shares them instead of copying strings.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub(crate) struct MetricAttributes {
     model: Option<(Arc<str>, KeyValue)>,
     region: KeyValue,
@@ -201,6 +201,15 @@ pub(crate) struct MetricAttributes {
 }
 
 impl MetricAttributes {
+    /// The attributes of a call to `request`.
+    pub(crate) fn of(request: &RequestFacts) -> MetricAttributes {
+        MetricAttributes::new(
+            request.model.as_deref(),
+            &request.region,
+            &request.server_address,
+        )
+    }
+
     pub(crate) fn new(model: Option<&str>, region: &Region, server: &str) -> MetricAttributes {
         MetricAttributes {
             model: model.map(|m| {

@@ -18,11 +18,18 @@ use crate::outcome::JsonStatus;
 use crate::outcome::ResponseOutcome;
 use crate::ratelimit::RateLimit;
 use crate::request::RequestFacts;
-use metrics::{AttemptSummary, CallSummary, Metrics};
+use metrics::{AttemptSummary, CallSummary, MetricAttributes, Metrics};
 use crate::names::*;
 
 /// Longest status description put on a span.
 const MAX_STATUS_DESCRIPTION: usize = 256;
+
+/// The telemetry part of the middleware: where spans are recorded and the metric
+/// instruments. Built once with the middleware; each call records through it.
+pub(crate) struct Telemetry {
+    pub(crate) tracer: TracerSource,
+    pub(crate) metrics: Metrics,
+}
 
 /// Where the spans' tracer comes from, decided at each call until one is found:
 /// 1. a provider given to the builder;
@@ -270,7 +277,11 @@ impl SpanHandle {
 
 /// Starts the logical span of one gateway call, a child of the current context. Its start
 /// time is the time the request is sent.
-pub(crate) fn call_span(tracer: &TracerSource, facts: &RequestFacts) -> SpanHandle {
+pub(crate) fn call_span(
+    tracer: &TracerSource,
+    facts: &RequestFacts,
+    metric_attributes: &MetricAttributes,
+) -> SpanHandle {
     let name: Cow<'static, str> = match &facts.model {
         Some(model) => format!("{OPERATION_CHAT} {model}").into(),
         None => OPERATION_CHAT.into(),
@@ -281,7 +292,7 @@ pub(crate) fn call_span(tracer: &TracerSource, facts: &RequestFacts) -> SpanHand
         KeyValue::new(GEN_AI_PROVIDER_NAME, PROVIDER_NAME),
     ]);
     // gen_ai.request.model, llm_gateway.region and server.address, as the metrics carry them.
-    attributes.extend(facts.metric_attributes.request_attributes());
+    attributes.extend(metric_attributes.request_attributes());
     if let Some(port) = facts.server_port {
         attributes.push(KeyValue::new(SERVER_PORT, i64::from(port)));
     }
@@ -333,7 +344,7 @@ pub(crate) fn attempt_span(
 pub(crate) fn end_attempt(
     attempt: &SpanHandle,
     result: &reqwest_middleware::Result<reqwest::Response>,
-    request: &RequestFacts,
+    attributes: &MetricAttributes,
     duration: std::time::Duration,
     metrics: &Metrics,
 ) {
@@ -353,7 +364,7 @@ pub(crate) fn end_attempt(
     }
     attempt.end();
     metrics.record_attempt(&AttemptSummary {
-        request,
+        attributes,
         status,
         error_type,
         duration,
@@ -365,6 +376,7 @@ pub(crate) fn record_transport_failure(
     call: &SpanHandle,
     err: &reqwest_middleware::Error,
     request: &RequestFacts,
+    attributes: &MetricAttributes,
     duration: std::time::Duration,
     metrics: &Metrics,
 ) {
@@ -374,7 +386,7 @@ pub(crate) fn record_transport_failure(
     let message = crate::redact::redact(&err.to_string(), &request.secrets).into_owned();
     call.fail(bounded(&message));
     metrics.record_call(&CallSummary {
-        request,
+        attributes,
         outcome: None,
         status: None,
         error_type: Some(error_type),
@@ -382,33 +394,11 @@ pub(crate) fn record_transport_failure(
     });
 }
 
-/// Owns the call's span while the request is out: when the call's future is dropped before
-/// there is a response (say, while waiting to retry), the span is marked cancelled and
-/// ended. Disarmed once the response or error is in hand.
-pub(crate) struct CancelGuard(Option<SpanHandle>);
-
-impl CancelGuard {
-    pub(crate) fn new(call: SpanHandle) -> CancelGuard {
-        CancelGuard(Some(call))
-    }
-
-    /// The guarded span.
-    pub(crate) fn span(&self) -> &SpanHandle {
-        self.0.as_ref().expect("set until disarmed")
-    }
-
-    pub(crate) fn disarm(mut self) -> SpanHandle {
-        self.0.take().expect("set until disarmed")
-    }
-}
-
-impl Drop for CancelGuard {
-    fn drop(&mut self) {
-        if let Some(call) = self.0.take() {
-            call.set(KeyValue::new(LLM_GATEWAY_CANCELLED, true));
-            call.end();
-        }
-    }
+/// Marks a call's span cancelled and ends it: the call's future was dropped before there
+/// was a response (say, while waiting to retry).
+pub(crate) fn record_cancelled(call: &SpanHandle) {
+    call.set(KeyValue::new(LLM_GATEWAY_CANCELLED, true));
+    call.end();
 }
 
 /// Records what the response head said, as soon as it arrives.
@@ -645,7 +635,7 @@ mod tests {
             .build()
             .unwrap();
         let facts = RequestFacts::read(&request, &Default::default());
-        let call = call_span(&source, &facts);
+        let call = call_span(&source, &facts, &MetricAttributes::of(&facts));
         assert!(call.is_recording());
         attempt_span(&source, &call, &request, 0).end();
         call.end();

@@ -1,18 +1,24 @@
-//! The middleware's configuration and its builder. Every mistake is reported by
-//! [`GatewayMiddlewareBuilder::build`], never at call time.
+//! The middleware and its builder: which calls are observed, the parts each call goes
+//! through (the recorder, the retrier, the body observer), and the configuration, checked at
+//! [`GatewayMiddlewareBuilder::build`], never at call time. Nothing in the crate imports this
+//! module; it imports the parts.
 
 use std::sync::Arc;
+use std::time::Instant;
 
+use http::Extensions;
+use reqwest_middleware::{Middleware, Next};
+
+use crate::call::CallRecorder;
 use crate::diagnose::catalog::ModelCatalog;
-use crate::diagnose::PreflightMode;
-use crate::region::Region;
-use crate::region::RegionMap;
-use crate::request::{GatewayMatcher, RequestMatcher};
-use crate::retry::{Retry, RetryState};
-use crate::telemetry::metrics::Metrics;
-use crate::telemetry::TracerSource;
+use crate::diagnose::{self, Finding, PreflightMode, Severity};
 use crate::error::ConfigError;
-use crate::GatewayMiddleware;
+use crate::observe;
+use crate::region::{Region, RegionMap};
+use crate::request::{GatewayMatcher, RequestFacts, RequestMatcher};
+use crate::retry::{self, Retrier, Retry};
+use crate::telemetry::metrics::Metrics;
+use crate::telemetry::{Telemetry, TracerSource};
 
 /// Default cap on the error body recorded on a span: the first 8 KiB.
 pub const DEFAULT_ERROR_BODY_LIMIT: usize = 8 * 1024;
@@ -20,26 +26,128 @@ pub const DEFAULT_ERROR_BODY_LIMIT: usize = 8 * 1024;
 /// Largest error-body limit accepted (the error body is read ahead up to the limit).
 pub const MAX_ERROR_BODY_LIMIT: usize = 1024 * 1024;
 
-pub(crate) struct Config {
-    pub(crate) matcher: Box<dyn RequestMatcher>,
-    pub(crate) regions: RegionMap,
-    pub(crate) error_body_limit: usize,
-    pub(crate) metrics: Metrics,
-    pub(crate) retry: Option<RetryState>,
-    pub(crate) preflight: PreflightMode,
-    /// Set when the user allows one cached `GET /v1/models` per gateway host.
-    pub(crate) catalog: Option<Arc<ModelCatalog>>,
-    /// The tracer the spans are recorded with.
-    pub(crate) tracer: TracerSource,
-}
-
-/// The global meter provider's meter for this crate (set it, e.g. with [`crate::init`],
-/// before building the middleware).
+/// The global meter provider's meter for this crate (set it, e.g. with `init()`, before
+/// building the middleware).
 fn default_meter() -> opentelemetry::metrics::Meter {
     opentelemetry::global::meter(crate::names::TRACING_TARGET)
 }
 
+/// The middleware: add it to a `reqwest_middleware::ClientBuilder`. Calls that the matcher
+/// does not select pass through untouched.
+///
+/// Spans are recorded with the provider given to
+/// [`GatewayMiddlewareBuilder::tracer_provider`], else the global tracer provider (which
+/// `init()` sets), else the current subscriber's `tracing-opentelemetry` layer; as children of
+/// the current OpenTelemetry context (with `tracing-opentelemetry`, the entered `tracing`
+/// span). With none of them, calls work and one warning per process names the fix. Metrics
+/// go to the global meter provider or [`GatewayMiddlewareBuilder::meter`]. The default
+/// retries 429, 408, 5xx, timeouts and connect errors ([`Retry::default`]).
+///
+/// ```
+/// let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+///     .with(llm_gateway_otel::GatewayMiddleware::default())
+///     .build();
+/// ```
+#[derive(Clone)]
+pub struct GatewayMiddleware {
+    /// Which calls are gateway calls.
+    matcher: Arc<dyn RequestMatcher>,
+    /// The region label of each host.
+    regions: Arc<RegionMap>,
+    /// Where spans and metrics go.
+    telemetry: Arc<Telemetry>,
+    /// Retries and fallbacks (`None` with [`Retry::disabled`]).
+    retrier: Option<Arc<Retrier>>,
+    preflight: PreflightMode,
+    /// The `/v1/models` lookup for 404s, when allowed.
+    catalog: Option<Arc<ModelCatalog>>,
+    /// How much of a non-2xx body is read ahead.
+    error_body_limit: usize,
+}
 
+impl Default for GatewayMiddleware {
+    /// The gateway's own hosts, retries on ([`Retry::default`]), pre-flight warnings,
+    /// the global meter and tracer providers.
+    fn default() -> Self {
+        GatewayMiddlewareBuilder::default()
+            .build()
+            .expect("the default configuration is valid")
+    }
+}
+
+impl GatewayMiddleware {
+    /// Configure the middleware; see [`GatewayMiddlewareBuilder`].
+    pub fn builder() -> GatewayMiddlewareBuilder {
+        GatewayMiddlewareBuilder::default()
+    }
+}
+
+#[async_trait::async_trait]
+impl Middleware for GatewayMiddleware {
+    async fn handle(
+        &self,
+        req: reqwest::Request,
+        extensions: &mut Extensions,
+        next: Next<'_>,
+    ) -> reqwest_middleware::Result<reqwest::Response> {
+        if !self.matcher.matches(&req) {
+            return next.run(req, extensions).await;
+        }
+        let facts = Arc::new(RequestFacts::read(&req, &self.regions));
+        let mut call = CallRecorder::start(&self.telemetry, facts, &req, extensions);
+        let started = Instant::now();
+        if let Some(rejected) = self.preflight(&call) {
+            return Err(call.rejected(rejected));
+        }
+        let sent = match &self.retrier {
+            Some(retrier) => retrier.send(&call, req, extensions, next).await,
+            None => retry::send_once(&call, req, extensions, next).await,
+        };
+        let response = match sent {
+            Ok(response) => response,
+            Err(err) => {
+                call.transport_failed(&err);
+                return Err(err);
+            }
+        };
+        call.head(&response);
+        if let Some(catalog) = &self.catalog {
+            let status = response.status().as_u16();
+            call.set_region_models(catalog.for_not_found(call.facts(), status).await);
+        }
+        let report = call.report().clone();
+        let facts = Arc::clone(call.facts());
+        let limit = self.error_body_limit;
+        let on_end = move |outcome| call.finished(outcome);
+        let mut response = observe::observe(response, facts, started, limit, on_end).await;
+        response.extensions_mut().insert(report);
+        Ok(response)
+    }
+}
+
+impl GatewayMiddleware {
+    /// Pre-flight checks before the request leaves: findings go on the call's span and into
+    /// its report; with [`PreflightMode::FailFast`], those the gateway would reject are
+    /// returned, and the request is not sent.
+    fn preflight(&self, call: &CallRecorder) -> Option<Vec<Finding>> {
+        if self.preflight == PreflightMode::Off {
+            return None;
+        }
+        let findings = diagnose::preflight(call.facts());
+        if findings.is_empty() {
+            return None;
+        }
+        call.preflight(&findings);
+        if self.preflight != PreflightMode::FailFast {
+            return None;
+        }
+        let rejected: Vec<Finding> = findings
+            .into_iter()
+            .filter(|f| f.severity == Severity::Reject)
+            .collect();
+        (!rejected.is_empty()).then_some(rejected)
+    }
+}
 
 /// Builds a [`GatewayMiddleware`].
 ///
@@ -180,17 +288,26 @@ impl GatewayMiddlewareBuilder {
             )));
         }
         self.retry.validate()?;
-        Ok(GatewayMiddleware::from_config(Config {
-            matcher: self.matcher.unwrap_or_else(|| Box::new(self.hosts)),
-            regions: self.regions,
-            error_body_limit,
-            metrics: Metrics::new(&self.meter.unwrap_or_else(default_meter)),
-            retry: self.retry.enabled().then(|| RetryState::new(self.retry)),
+        let matcher: Arc<dyn RequestMatcher> = match self.matcher {
+            Some(matcher) => Arc::from(matcher),
+            None => Arc::new(self.hosts),
+        };
+        Ok(GatewayMiddleware {
+            matcher,
+            regions: Arc::new(self.regions),
+            telemetry: Arc::new(Telemetry {
+                tracer: self.tracer,
+                metrics: Metrics::new(&self.meter.unwrap_or_else(default_meter)),
+            }),
+            retrier: self
+                .retry
+                .enabled()
+                .then(|| Arc::new(Retrier::new(self.retry))),
             preflight: self.preflight,
             catalog: self
                 .lookup_region_models
                 .then(|| Arc::new(ModelCatalog::new())),
-            tracer: self.tracer,
-        }))
+            error_body_limit,
+        })
     }
 }

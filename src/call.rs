@@ -1,0 +1,262 @@
+//! The record of one call: its span, its metric attributes and its support report, and the
+//! one place where the end of a call is recorded, whichever way it ends: rejected before
+//! sending, a transport failure, or a response whose body finished (or was dropped). The
+//! retry loop records each attempt, wait and fallback through it; the body observer hands it
+//! the outcome at the end of the body.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use opentelemetry::KeyValue;
+
+use crate::classify::{classify_response, ResponseVerdictInput, TransportFailure};
+use crate::diagnose::{self, Diagnosis, DiagnosisInput, Finding, Severity};
+use crate::names::*;
+use crate::outcome::ResponseOutcome;
+use crate::ratelimit::RateLimit;
+use crate::report::{AttemptRecord, PreflightError, ReportHandle};
+use crate::request::RequestFacts;
+use crate::telemetry::metrics::{CallSummary, MetricAttributes};
+use crate::telemetry::{self, SpanHandle, Telemetry};
+
+/// One call's recording, from the moment it is known to be a gateway call to its end.
+/// Dropped before it ended (the call's future was dropped while the request was out), it
+/// marks the span cancelled.
+pub(crate) struct CallRecorder {
+    facts: Arc<RequestFacts>,
+    attributes: MetricAttributes,
+    span: SpanHandle,
+    report: ReportHandle,
+    telemetry: Arc<Telemetry>,
+    started: Instant,
+    /// What the response head said, for the diagnosis at the end.
+    rate: RateLimit,
+    /// The region's model list, looked up for a 404 when allowed.
+    region_models: Option<Arc<[String]>>,
+    ended: bool,
+}
+
+impl CallRecorder {
+    /// Starts the call's span and report (the report goes into the request's `ReportSlot`).
+    pub(crate) fn start(
+        telemetry: &Arc<Telemetry>,
+        facts: Arc<RequestFacts>,
+        request: &reqwest::Request,
+        extensions: &http::Extensions,
+    ) -> CallRecorder {
+        let attributes = MetricAttributes::of(&facts);
+        let span = telemetry::call_span(&telemetry.tracer, &facts, &attributes);
+        let report = ReportHandle::start(request, &facts, extensions);
+        CallRecorder {
+            facts,
+            attributes,
+            span,
+            report,
+            telemetry: Arc::clone(telemetry),
+            started: Instant::now(),
+            rate: RateLimit::default(),
+            region_models: None,
+            ended: false,
+        }
+    }
+
+    /// The request's facts.
+    pub(crate) fn facts(&self) -> &Arc<RequestFacts> {
+        &self.facts
+    }
+
+    /// The call's report.
+    pub(crate) fn report(&self) -> &ReportHandle {
+        &self.report
+    }
+
+    // ---- before sending ----------------------------------------------------------------
+
+    /// Pre-flight findings: events on the span, notes in the report.
+    pub(crate) fn preflight(&self, findings: &[Finding]) {
+        telemetry::record_preflight(&self.span, findings);
+        self.report.set_preflight(findings);
+    }
+
+    /// The call ends here, not sent: `rejected` (findings of severity reject, at least one)
+    /// stopped it. Returns the error the caller gets.
+    pub(crate) fn rejected(mut self, rejected: Vec<Finding>) -> reqwest_middleware::Error {
+        debug_assert!(rejected.iter().all(|f| f.severity == Severity::Reject));
+        let detail = rejected
+            .first()
+            .map(|f| format!("`{}`: {} (request not sent)", f.field, f.detail));
+        let cause = rejected.first().map_or(diagnose::Cause::RequestFailed, |f| f.cause);
+        let diagnosis = Diagnosis::error(cause, detail);
+        self.report.finish_not_sent(diagnosis.clone());
+        let err = PreflightError::new(rejected, self.report.report());
+        telemetry::record_preflight_rejection(&self.span, &diagnosis, &err.to_string());
+        self.ended = true;
+        reqwest_middleware::Error::middleware(err)
+    }
+
+    // ---- attempts ----------------------------------------------------------------------
+
+    /// Sends one HTTP attempt under its own span (a middleware after ours runs under it) and
+    /// records what came back on the span, in the attempt metrics and in the report.
+    pub(crate) async fn attempt(
+        &self,
+        request: reqwest::Request,
+        extensions: &mut http::Extensions,
+        next: reqwest_middleware::Next<'_>,
+        resends: u32,
+    ) -> reqwest_middleware::Result<reqwest::Response> {
+        let span = telemetry::attempt_span(
+            &self.telemetry.tracer,
+            &self.span,
+            &request,
+            i64::from(resends),
+        );
+        let sent_at = SystemTime::now();
+        let started = Instant::now();
+        let result = span.run_under(next.run(request, extensions)).await;
+        let elapsed = started.elapsed();
+        telemetry::end_attempt(
+            &span,
+            &result,
+            &self.attributes,
+            elapsed,
+            &self.telemetry.metrics,
+        );
+        self.report
+            .push_attempt(AttemptRecord::of(resends, sent_at, elapsed, &result));
+        result
+    }
+
+    /// A wait before the next attempt (an event on the call's span).
+    pub(crate) fn waiting(&self, reason: &'static str, wait: Duration, resends: u32) {
+        self.span.event(
+            EVENT_RETRY_WAIT,
+            vec![
+                KeyValue::new(LLM_GATEWAY_RETRY_REASON, reason),
+                KeyValue::new(LLM_GATEWAY_RETRY_DELAY_S, wait.as_secs_f64()),
+                KeyValue::new(HTTP_REQUEST_RESEND_COUNT, i64::from(resends)),
+            ],
+        );
+    }
+
+    /// A re-send is certain (counted once it is: a call dropped while waiting is no retry).
+    pub(crate) fn retrying(&self, reason: &'static str) {
+        self.telemetry
+            .metrics
+            .record_retry(&self.attributes, reason);
+    }
+
+    /// The next attempt goes to the fallback model `to`.
+    pub(crate) fn falling_back(&self, from: Option<&str>, to: &str) {
+        self.span.event(
+            EVENT_FALLBACK,
+            vec![
+                KeyValue::new(GEN_AI_REQUEST_MODEL, from.unwrap_or_default().to_owned()),
+                KeyValue::new(LLM_GATEWAY_FALLBACK_MODEL, to.to_owned()),
+            ],
+        );
+    }
+
+    /// Both the gateway and we retry (the body leaves `fallback_config.retry` on).
+    pub(crate) fn gateway_retries_too(&self) {
+        self.span
+            .set(KeyValue::new(LLM_GATEWAY_RETRY_GATEWAY_RETRY, true));
+    }
+
+    /// The attempts are over: `resends` re-sends were made, and `stop` says why a retryable
+    /// outcome was not retried (if it was one).
+    pub(crate) fn attempts_done(&self, resends: u32, stop: Option<&'static str>) {
+        if let Some(stop) = stop {
+            self.span
+                .set(KeyValue::new(LLM_GATEWAY_RETRY_STOP_REASON, stop));
+        }
+        self.span
+            .set(KeyValue::new(HTTP_REQUEST_RESEND_COUNT, i64::from(resends)));
+    }
+
+    // ---- the end -----------------------------------------------------------------------
+
+    /// The call ends here: no response arrived.
+    pub(crate) fn transport_failed(mut self, err: &reqwest_middleware::Error) {
+        telemetry::record_transport_failure(
+            &self.span,
+            err,
+            &self.facts,
+            &self.attributes,
+            self.started.elapsed(),
+            &self.telemetry.metrics,
+        );
+        let failure = TransportFailure::of(err);
+        let causes = diagnose::transport_causes(err, &self.facts);
+        let diagnosis = diagnose::diagnose(&DiagnosisInput {
+            transport: Some(failure).filter(|f| *f != TransportFailure::Middleware),
+            transport_causes: causes.as_deref(),
+            ..DiagnosisInput::new(&self.facts)
+        });
+        telemetry::record_diagnosis(&self.span, diagnosis.as_ref());
+        self.report.finish_transport(failure.error_type(), diagnosis);
+        self.span.end();
+        self.ended = true;
+    }
+
+    /// The response head arrived: its status and rate-limit headers.
+    pub(crate) fn head(&mut self, response: &reqwest::Response) {
+        let status = response.status().as_u16();
+        self.report.set_status(status);
+        self.rate = RateLimit::from_headers(response.headers(), SystemTime::now());
+        telemetry::record_response_head(&self.span, status, &self.rate);
+        if !self.rate.is_empty() {
+            self.telemetry
+                .metrics
+                .record_rate_limit(&self.attributes, &self.rate);
+        }
+    }
+
+    /// The region's model list, for the diagnosis of a 404.
+    pub(crate) fn set_region_models(&mut self, models: Option<Arc<[String]>>) {
+        self.region_models = models;
+    }
+
+    /// The call ends here: the body ended (or was dropped) showing `outcome`.
+    pub(crate) fn finished(mut self, outcome: ResponseOutcome) {
+        let error_type = classify_response(&ResponseVerdictInput {
+            status: outcome.status,
+            streamed: outcome.streamed,
+            stream_done: outcome.stream.is_some_and(|s| s.done),
+            json: outcome.json,
+            end: outcome.end,
+        });
+        telemetry::record_outcome(
+            &self.span,
+            &outcome,
+            self.facts.stream,
+            error_type.as_ref(),
+        );
+        let diagnosis = diagnose::diagnose(&DiagnosisInput::of_outcome(
+            &self.facts,
+            &outcome,
+            &self.rate,
+            self.region_models.as_deref(),
+        ));
+        telemetry::record_diagnosis(&self.span, diagnosis.as_ref());
+        self.report
+            .finish_response(&outcome, error_type.as_deref(), diagnosis);
+        self.telemetry.metrics.record_call(&CallSummary {
+            attributes: &self.attributes,
+            outcome: Some(&outcome),
+            status: Some(outcome.status),
+            error_type: error_type.as_deref(),
+            duration: self.started.elapsed(),
+        });
+        self.span.end();
+        self.ended = true;
+    }
+}
+
+impl Drop for CallRecorder {
+    fn drop(&mut self) {
+        if !self.ended {
+            telemetry::record_cancelled(&self.span);
+        }
+    }
+}
