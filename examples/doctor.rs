@@ -16,9 +16,9 @@
 
 use std::time::Duration;
 
-use llm_gateway_otel::diagnose::{is_openai_model, PreflightMode};
-use llm_gateway_otel::region::{EU_HOST, US_HOST};
+use llm_gateway_otel::PreflightMode;
 use llm_gateway_otel::{GatewayMiddleware, Region, ReportSlot, SupportReport};
+use llm_gateway_otel::{EU_HOST, US_HOST};
 use llm_gateway_simulator::{Fault, Region as SimRegion, Simulator};
 use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
 use serde_json::{json, Value};
@@ -157,7 +157,7 @@ async fn real_gateway(raw_key: String) -> Result<bool, Error> {
     // 4. A streamed call.
     let stream_model = models
         .iter()
-        .find(|m| is_openai_model(m))
+        .find(|m| m.starts_with("gpt-")) // streaming is OpenAI-only
         .cloned()
         .unwrap_or_else(|| "gpt-4o-mini".to_owned());
     if eu {

@@ -141,9 +141,9 @@ async fn simulated() -> Result<Plan, Error> {
 fn real_gateway(key: String) -> Result<Plan, Error> {
     let eu = std::env::var("LLM_GATEWAY_REGION").is_ok_and(|r| r.eq_ignore_ascii_case("eu"));
     let host = if eu {
-        llm_gateway_otel::region::EU_HOST
+        llm_gateway_otel::EU_HOST
     } else {
-        llm_gateway_otel::region::US_HOST
+        llm_gateway_otel::US_HOST
     };
     let url = format!("https://{host}/v1/chat/completions");
     println!("Calling the real gateway at {host}\n");

@@ -85,7 +85,9 @@ impl CallRecorder {
         let detail = rejected
             .first()
             .map(|f| format!("`{}`: {} (request not sent)", f.field, f.detail));
-        let cause = rejected.first().map_or(diagnose::Cause::RequestFailed, |f| f.cause);
+        let cause = rejected
+            .first()
+            .map_or(diagnose::Cause::RequestFailed, |f| f.cause);
         let diagnosis = Diagnosis::error(cause, detail);
         self.report.finish_not_sent(diagnosis.clone());
         let err = PreflightError::new(rejected, self.report.report());
@@ -194,7 +196,8 @@ impl CallRecorder {
             ..DiagnosisInput::new(&self.facts)
         });
         telemetry::record_diagnosis(&self.span, diagnosis.as_ref());
-        self.report.finish_transport(failure.error_type(), diagnosis);
+        self.report
+            .finish_transport(failure.error_type(), diagnosis);
         self.span.end();
         self.ended = true;
     }
@@ -226,12 +229,7 @@ impl CallRecorder {
             json: outcome.json,
             end: outcome.end,
         });
-        telemetry::record_outcome(
-            &self.span,
-            &outcome,
-            self.facts.stream,
-            error_type.as_ref(),
-        );
+        telemetry::record_outcome(&self.span, &outcome, self.facts.stream, error_type.as_ref());
         let diagnosis = diagnose::diagnose(&DiagnosisInput::of_outcome(
             &self.facts,
             &outcome,

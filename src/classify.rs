@@ -22,18 +22,6 @@ pub struct ResponseVerdictInput {
 }
 
 /// The `error.type` of a response, or `None` for a success.
-///
-/// ```
-/// use llm_gateway_otel::classify::{classify_response, BodyEnd, ResponseVerdictInput};
-/// use llm_gateway_otel::observe::json::JsonStatus;
-/// let ok = ResponseVerdictInput { status: 200, streamed: false, stream_done: false,
-///     json: Some(JsonStatus::Complete), end: BodyEnd::Complete };
-/// assert_eq!(classify_response(&ok), None);
-/// let limited = ResponseVerdictInput { status: 429, ..ok };
-/// assert_eq!(classify_response(&limited).as_deref(), Some("429"));
-/// let broken = ResponseVerdictInput { streamed: true, json: None, ..ok };
-/// assert_eq!(classify_response(&broken).as_deref(), Some("stream_interrupted"));
-/// ```
 pub fn classify_response(r: &ResponseVerdictInput) -> Option<Cow<'static, str>> {
     if !(200..300).contains(&r.status) {
         return Some(Cow::Owned(r.status.to_string()));
@@ -109,5 +97,35 @@ pub fn classify_attempt(
         Ok(r) if r.status().as_u16() >= 400 => Some(Cow::Owned(r.status().as_u16().to_string())),
         Ok(_) => None,
         Err(e) => Some(Cow::Borrowed(classify_transport(e))),
+    }
+}
+
+/// The examples that were doc tests before this module became private.
+#[cfg(test)]
+mod examples {
+    #[test]
+    fn classifies_statuses_and_broken_streams() {
+        use crate::classify::{classify_response, ResponseVerdictInput};
+        use crate::outcome::BodyEnd;
+        use crate::outcome::JsonStatus;
+        let ok = ResponseVerdictInput {
+            status: 200,
+            streamed: false,
+            stream_done: false,
+            json: Some(JsonStatus::Complete),
+            end: BodyEnd::Complete,
+        };
+        assert_eq!(classify_response(&ok), None);
+        let limited = ResponseVerdictInput { status: 429, ..ok };
+        assert_eq!(classify_response(&limited).as_deref(), Some("429"));
+        let broken = ResponseVerdictInput {
+            streamed: true,
+            json: None,
+            ..ok
+        };
+        assert_eq!(
+            classify_response(&broken).as_deref(),
+            Some("stream_interrupted")
+        );
     }
 }

@@ -54,7 +54,7 @@ pub use error::ConfigError;
 #[cfg(feature = "export")]
 pub use export::{init, TelemetryGuard};
 pub use middleware::{GatewayMiddleware, GatewayMiddlewareBuilder, DEFAULT_ERROR_BODY_LIMIT};
-pub use region::Region;
+pub use region::{Region, EU_HOST, US_HOST};
 pub use report::{
     AttemptRecord, PreflightError, PreflightNote, ReportHandle, ReportSlot, SupportReport,
     SupportReportExt,

@@ -197,4 +197,3 @@ pub struct StreamSummary {
     /// Whether `data: [DONE]` arrived.
     pub done: bool,
 }
-

@@ -37,19 +37,6 @@ pub struct RateLimit {
 
 impl RateLimit {
     /// Reads the headers of a response received at `now`.
-    ///
-    /// ```
-    /// use http::HeaderMap;
-    /// use llm_gateway_otel::ratelimit::RateLimit;
-    /// let mut h = HeaderMap::new();
-    /// h.insert("x-ratelimit-limit", "30".parse().unwrap());
-    /// h.insert("x-ratelimit-remaining", "-2".parse().unwrap());
-    /// h.insert("x-ratelimit-reset", "17".parse().unwrap());
-    /// h.insert("retry-after", "3".parse().unwrap());
-    /// let rl = RateLimit::from_headers(&h, std::time::SystemTime::now());
-    /// assert_eq!((rl.limit, rl.remaining, rl.reset_s), (Some(30), Some(-2), Some(17.0)));
-    /// assert_eq!(rl.retry_after, Some(std::time::Duration::from_secs(3)));
-    /// ```
     pub fn from_headers(headers: &HeaderMap, now: SystemTime) -> RateLimit {
         // One pass over the headers, comparing names, instead of five hash lookups; the
         // first value of a name counts, as `HeaderMap::get` would have it.
@@ -100,15 +87,6 @@ fn parse_seconds(v: &str) -> Option<f64> {
 
 /// `Retry-After` per RFC 9110: a non-negative number of seconds, or an HTTP date (a date in
 /// the past means "now", zero). Anything else is `None`.
-///
-/// ```
-/// use std::time::{Duration, SystemTime, UNIX_EPOCH};
-/// use llm_gateway_otel::ratelimit::parse_retry_after;
-/// let now = UNIX_EPOCH + Duration::from_secs(1_445_412_475); // Wed, 21 Oct 2015 07:27:55 GMT
-/// assert_eq!(parse_retry_after("120", now), Some(Duration::from_secs(120)));
-/// assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now), Some(Duration::from_secs(5)));
-/// assert_eq!(parse_retry_after("soon", now), None);
-/// ```
 pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     let value = value.trim();
     if let Ok(secs) = value.parse::<u64>() {
@@ -196,5 +174,42 @@ mod tests {
         for junk in ["", "-1", "NaN", "inf", "soon", "1e999"] {
             assert_eq!(parse_retry_after(junk, now), None, "{junk}");
         }
+    }
+}
+
+/// The examples that were doc tests before this module became private.
+#[cfg(test)]
+mod examples {
+    #[test]
+    fn reads_the_rate_limit_headers() {
+        use crate::ratelimit::RateLimit;
+        use http::HeaderMap;
+        let mut h = HeaderMap::new();
+        h.insert("x-ratelimit-limit", "30".parse().unwrap());
+        h.insert("x-ratelimit-remaining", "-2".parse().unwrap());
+        h.insert("x-ratelimit-reset", "17".parse().unwrap());
+        h.insert("retry-after", "3".parse().unwrap());
+        let rl = RateLimit::from_headers(&h, std::time::SystemTime::now());
+        assert_eq!(
+            (rl.limit, rl.remaining, rl.reset_s),
+            (Some(30), Some(-2), Some(17.0))
+        );
+        assert_eq!(rl.retry_after, Some(std::time::Duration::from_secs(3)));
+    }
+
+    #[test]
+    fn parses_retry_after_in_seconds_or_as_a_date() {
+        use crate::ratelimit::parse_retry_after;
+        use std::time::{Duration, UNIX_EPOCH};
+        let now = UNIX_EPOCH + Duration::from_secs(1_445_412_475); // Wed, 21 Oct 2015 07:27:55 GMT
+        assert_eq!(
+            parse_retry_after("120", now),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now),
+            Some(Duration::from_secs(5))
+        );
+        assert_eq!(parse_retry_after("soon", now), None);
     }
 }

@@ -10,15 +10,6 @@ pub const REDACTED: &str = "[REDACTED]";
 /// words (split on anything but letters and digits): a word ending in `key` or `token`,
 /// starting with `auth`, `signature` or `credential`, the word `sig`, or one holding `secret`
 /// or `passw`. Words merely containing those letters (`max_tokens`, `design`) are not secrets.
-///
-/// ```
-/// use llm_gateway_otel::redact::is_secret_name;
-/// assert!(is_secret_name("api_key"));
-/// assert!(is_secret_name("Authorization"));
-/// assert!(is_secret_name("x-access-token"));
-/// assert!(!is_secret_name("model"));
-/// assert!(!is_secret_name("max_tokens"));
-/// ```
 pub fn is_secret_name(name: &str) -> bool {
     fn has(word: &[u8], part: &str) -> bool {
         word.windows(part.len())
@@ -49,16 +40,6 @@ pub fn is_secret_name(name: &str) -> bool {
 /// [`REDACTED`]. A key-like token is a run of `[A-Za-z0-9_-]` of 32 or more characters
 /// holding both letters and digits (an AssemblyAI key is 32 hex characters), a run of 16 or
 /// more after `sk-`/`sk_`, or the credential after `Bearer `. UUIDs (request ids) are kept.
-///
-/// ```
-/// use llm_gateway_otel::redact::redact;
-/// let key = "0123456789abcdef0123456789abcdef".to_string();
-/// let text = format!("Invalid API key: {key} (request 5d6c0e2a-8f1b-4c3d-9e7f-0a1b2c3d4e5f)");
-/// let clean = redact(&text, &[]);
-/// assert!(!clean.contains(&key));
-/// assert!(clean.contains("5d6c0e2a-8f1b-4c3d-9e7f-0a1b2c3d4e5f"));
-/// assert_eq!(redact("short mysecret", &["mysecret".into()]), "short [REDACTED]");
-/// ```
 pub fn redact<'a>(text: &'a str, secrets: &[String]) -> Cow<'a, str> {
     let mut out: Cow<'a, str> = Cow::Borrowed(text);
     // A "secret" spelled inside the marker itself cannot be a real key, and replacing it would
@@ -139,12 +120,6 @@ fn is_uuid(token: &str) -> bool {
 
 /// A URL fit for `url.full`: user and password removed, the value of every secret-looking
 /// query parameter (and every key-like value) replaced with [`REDACTED`].
-///
-/// ```
-/// use llm_gateway_otel::redact::redact_url;
-/// let url = reqwest::Url::parse("https://u:p@llm-gateway.assemblyai.com/v1/chat/completions?api_key=abc123&x=1").unwrap();
-/// assert_eq!(redact_url(&url), "https://llm-gateway.assemblyai.com/v1/chat/completions?api_key=[REDACTED]&x=1");
-/// ```
 pub fn redact_url(url: &reqwest::Url) -> String {
     let mut clean = url.clone();
     // Only fails for URLs that cannot have credentials, which then have none to remove.
@@ -251,5 +226,46 @@ mod tests {
         let text =
             "request 5d6c0e2a-8f1b-4c3d-9e7f-0a1b2c3d4e5f failed for model claude-sonnet-4-6";
         assert_eq!(redact(text, &[]), text);
+    }
+}
+
+/// The examples that were doc tests before this module became private.
+#[cfg(test)]
+mod examples {
+    #[test]
+    fn knows_secret_names() {
+        use crate::redact::is_secret_name;
+        assert!(is_secret_name("api_key"));
+        assert!(is_secret_name("Authorization"));
+        assert!(is_secret_name("x-access-token"));
+        assert!(!is_secret_name("model"));
+        assert!(!is_secret_name("max_tokens"));
+    }
+
+    #[test]
+    fn redacts_keys_and_keeps_request_ids() {
+        use crate::redact::redact;
+        let key = "0123456789abcdef0123456789abcdef".to_string();
+        let text = format!("Invalid API key: {key} (request 5d6c0e2a-8f1b-4c3d-9e7f-0a1b2c3d4e5f)");
+        let clean = redact(&text, &[]);
+        assert!(!clean.contains(&key));
+        assert!(clean.contains("5d6c0e2a-8f1b-4c3d-9e7f-0a1b2c3d4e5f"));
+        assert_eq!(
+            redact("short mysecret", &["mysecret".into()]),
+            "short [REDACTED]"
+        );
+    }
+
+    #[test]
+    fn redacts_credentials_in_urls() {
+        use crate::redact::redact_url;
+        let url = reqwest::Url::parse(
+            "https://u:p@llm-gateway.assemblyai.com/v1/chat/completions?api_key=abc123&x=1",
+        )
+        .unwrap();
+        assert_eq!(
+            redact_url(&url),
+            "https://llm-gateway.assemblyai.com/v1/chat/completions?api_key=[REDACTED]&x=1"
+        );
     }
 }

@@ -147,4 +147,3 @@ pub(crate) fn port_text(port: u16, buf: &mut [u8; 5]) -> &[u8] {
     }
     &buf[start..]
 }
-

@@ -171,7 +171,7 @@ pub struct SupportReport {
     /// The HTTP attempts made.
     pub attempts: Vec<AttemptRecord>,
     /// A minimal reproducing request payload: the body sent, with secrets redacted, strings
-    /// cut at [`MAX_PAYLOAD_STRING`] bytes and arrays at [`MAX_PAYLOAD_ARRAY`] elements (each
+    /// cut at 2000 bytes and arrays at 50 elements (each
     /// cut marked in place and listed in `payload_notes`).
     pub payload: Option<Value>,
     /// What was cut from or could not be kept of the payload.
@@ -662,8 +662,7 @@ fn bound(
                     } else {
                         format!("{path}.{key}")
                     };
-                    let value = if crate::redact::is_secret_name(k) && !item.is_null()
-                    {
+                    let value = if crate::redact::is_secret_name(k) && !item.is_null() {
                         Value::String(REDACTED.to_owned())
                     } else {
                         bound(item, secrets, limit, depth + 1, &child, notes)

@@ -4,7 +4,7 @@
 use std::time::{Duration, SystemTime};
 
 use libfuzzer_sys::fuzz_target;
-use llm_gateway_otel::ratelimit::{parse_retry_after, RateLimit};
+use llm_gateway_otel::fuzz::{parse_retry_after, RateLimit};
 
 fuzz_target!(|data: &[u8]| {
     let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);

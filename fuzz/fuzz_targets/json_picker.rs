@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use llm_gateway_otel::observe::json::{pick, JsonPicker};
+use llm_gateway_otel::fuzz::{pick, JsonPicker};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&step, body)) = data.split_first() else {

@@ -3,13 +3,13 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use llm_gateway_otel::redact::redact;
+use llm_gateway_otel::fuzz::redact;
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
     let secret: String = text.chars().filter(char::is_ascii_alphanumeric).take(12).collect();
     // A secret spelled inside the marker is not redacted (it cannot be a real key).
-    let marker = llm_gateway_otel::redact::REDACTED;
+    let marker = llm_gateway_otel::fuzz::REDACTED;
     let secrets = if secret.len() >= 6 && !marker.contains(&secret) {
         vec![secret.clone()]
     } else {

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use llm_gateway_otel::observe::sse::StreamObserver;
+use llm_gateway_otel::fuzz::StreamObserver;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&step, body)) = data.split_first() else {

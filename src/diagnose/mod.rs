@@ -7,21 +7,6 @@
 //! metrics); a [`Cause`] says *which* 401, 400 or 404 it was (key missing, header misspelled,
 //! `messages` not an array, model not served in the EU, ...), with a one-line fix quoting
 //! the troubleshooting page.
-//!
-//! ```
-//! use llm_gateway_otel::diagnose::{diagnose, Cause, DiagnosisInput};
-//! use llm_gateway_otel::RequestFacts;
-//! let req = reqwest::Client::new()
-//!     .post("https://llm-gateway.eu.assemblyai.com/v1/chat/completions")
-//!     .header("authorization", "my-key")
-//!     .body(r#"{"model":"gpt-4o","messages":[{"role":"user","content":"Hi"}]}"#)
-//!     .build()
-//!     .unwrap();
-//! let facts = RequestFacts::from_request(&req);
-//! let d = diagnose(&DiagnosisInput { status: Some(404), ..DiagnosisInput::new(&facts) }).unwrap();
-//! assert_eq!(d.cause, Cause::ModelNotInRegion);
-//! assert!(d.fix.contains("OpenAI models are only available in the US region"));
-//! ```
 
 pub mod preflight;
 
@@ -132,7 +117,7 @@ impl Cause {
     /// The label recorded as `llm_gateway.error.cause`.
     ///
     /// ```
-    /// assert_eq!(llm_gateway_otel::diagnose::Cause::AuthKeyInQuery.as_str(), "auth_key_in_query");
+    /// assert_eq!(llm_gateway_otel::Cause::AuthKeyInQuery.as_str(), "auth_key_in_query");
     /// ```
     pub fn as_str(self) -> &'static str {
         match self {
@@ -167,7 +152,7 @@ impl Cause {
     /// The one-line fix, in the troubleshooting page's words where it has them.
     ///
     /// ```
-    /// use llm_gateway_otel::diagnose::Cause;
+    /// use llm_gateway_otel::Cause;
     /// assert!(Cause::AuthHeaderMisspelled.fix().contains("Authorization header"));
     /// ```
     pub fn fix(self) -> &'static str {
@@ -329,7 +314,6 @@ impl Diagnosis {
     }
 }
 
-
 /// Everything [`diagnose`] looks at. Start from [`DiagnosisInput::new`] and set what is known.
 #[derive(Debug, Clone, Copy)]
 pub struct DiagnosisInput<'a> {
@@ -395,8 +379,7 @@ pub fn transport_causes(err: &reqwest_middleware::Error, request: &RequestFacts)
     }
     (!parts.is_empty()).then(|| {
         let text = parts.join(": ");
-        crate::redact::redact(crate::text::truncate_utf8(&text, 512), &request.secrets)
-            .into_owned()
+        crate::redact::redact(crate::text::truncate_utf8(&text, 512), &request.secrets).into_owned()
     })
 }
 
@@ -425,12 +408,6 @@ impl<'a> DiagnosisInput<'a> {
 
 /// Whether `model` is an OpenAI model (served in the US region only, the only ones that
 /// stream): `gpt-*`, `chatgpt-*`, `o1*`, `o3*`, `o4*`, optionally behind `openai/`.
-///
-/// ```
-/// use llm_gateway_otel::diagnose::is_openai_model;
-/// assert!(is_openai_model("gpt-4o-mini") && is_openai_model("o3-mini"));
-/// assert!(!is_openai_model("claude-sonnet-4-6"));
-/// ```
 pub fn is_openai_model(model: &str) -> bool {
     let m = model.trim().to_ascii_lowercase();
     let m = m.strip_prefix("openai/").unwrap_or(&m);
@@ -1094,5 +1071,38 @@ mod tests {
         for m in ["claude-opus-4-1", "gemini-2.5-pro", "o", "omni", "o10"] {
             assert!(!is_openai_model(m), "{m}");
         }
+    }
+}
+
+/// The examples that were doc tests before this module became private.
+#[cfg(test)]
+mod examples {
+    #[test]
+    fn diagnoses_a_model_not_served_in_the_region() {
+        use crate::diagnose::{diagnose, Cause, DiagnosisInput};
+        use crate::request::RequestFacts;
+        let req = reqwest::Client::new()
+            .post("https://llm-gateway.eu.assemblyai.com/v1/chat/completions")
+            .header("authorization", "my-key")
+            .body(r#"{"model":"gpt-4o","messages":[{"role":"user","content":"Hi"}]}"#)
+            .build()
+            .unwrap();
+        let facts = RequestFacts::from_request(&req);
+        let d = diagnose(&DiagnosisInput {
+            status: Some(404),
+            ..DiagnosisInput::new(&facts)
+        })
+        .unwrap();
+        assert_eq!(d.cause, Cause::ModelNotInRegion);
+        assert!(d
+            .fix
+            .contains("OpenAI models are only available in the US region"));
+    }
+
+    #[test]
+    fn tells_openai_models() {
+        use crate::diagnose::is_openai_model;
+        assert!(is_openai_model("gpt-4o-mini") && is_openai_model("o3-mini"));
+        assert!(!is_openai_model("claude-sonnet-4-6"));
     }
 }

@@ -15,7 +15,7 @@ use crate::request::{AuthHeader, JsonKind, RequestFacts};
 /// What the middleware does with pre-flight findings.
 ///
 /// ```
-/// use llm_gateway_otel::{diagnose::PreflightMode, GatewayMiddleware};
+/// use llm_gateway_otel::{GatewayMiddleware, PreflightMode};
 /// let strict = GatewayMiddleware::builder()
 ///     .preflight(PreflightMode::FailFast)
 ///     .build()
@@ -29,7 +29,7 @@ pub enum PreflightMode {
     #[default]
     Warn,
     /// Record findings, and do not send a request with a [`Severity::Reject`] finding: the
-    /// call returns a [`PreflightError`] naming the field and the fix.
+    /// call returns a [`PreflightError`](crate::PreflightError) naming the field and the fix.
     FailFast,
 }
 
@@ -79,21 +79,6 @@ impl fmt::Display for Finding {
 }
 
 /// The findings for a request about to be sent (empty when nothing is wrong).
-///
-/// ```
-/// use llm_gateway_otel::diagnose::{preflight, Cause, Severity};
-/// use llm_gateway_otel::RequestFacts;
-/// let req = reqwest::Client::new()
-///     .post("https://llm-gateway.assemblyai.com/v1/chat/completions")
-///     .header("Authorisation", "my-key")
-///     .body(r#"{"model":"claude-sonnet-4-6","messages":"What is the capital of France?"}"#)
-///     .build()
-///     .unwrap();
-/// let findings = preflight(&RequestFacts::from_request(&req));
-/// let causes: Vec<Cause> = findings.iter().map(|f| f.cause).collect();
-/// assert_eq!(causes, [Cause::BadRequestMessagesNotArray, Cause::AuthHeaderMisspelled]);
-/// assert!(findings.iter().all(|f| f.severity == Severity::Reject));
-/// ```
 pub fn preflight(facts: &RequestFacts) -> Vec<Finding> {
     let mut out = Vec::new();
     let mut find = |cause, field, severity, detail: String| {
@@ -212,8 +197,6 @@ pub fn preflight(facts: &RequestFacts) -> Vec<Finding> {
     }
     out
 }
-
-
 
 #[cfg(test)]
 mod tests {
@@ -349,5 +332,31 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("sekrit"), "{text}");
+    }
+}
+
+/// The examples that were doc tests before this module became private.
+#[cfg(test)]
+mod examples {
+    #[test]
+    fn finds_what_the_gateway_would_reject() {
+        use crate::diagnose::{preflight, Cause, Severity};
+        use crate::request::RequestFacts;
+        let req = reqwest::Client::new()
+            .post("https://llm-gateway.assemblyai.com/v1/chat/completions")
+            .header("Authorisation", "my-key")
+            .body(r#"{"model":"claude-sonnet-4-6","messages":"What is the capital of France?"}"#)
+            .build()
+            .unwrap();
+        let findings = preflight(&RequestFacts::from_request(&req));
+        let causes: Vec<Cause> = findings.iter().map(|f| f.cause).collect();
+        assert_eq!(
+            causes,
+            [
+                Cause::BadRequestMessagesNotArray,
+                Cause::AuthHeaderMisspelled
+            ]
+        );
+        assert!(findings.iter().all(|f| f.severity == Severity::Reject));
     }
 }

@@ -18,9 +18,9 @@ use http_body::{Body as HttpBody, Frame, SizeHint};
 use http_body_util::BodyExt;
 
 use crate::outcome::{BodyEnd, ResponseOutcome, StreamSummary};
-use crate::request::RequestFacts;
 use crate::parse::json::JsonPicker;
 use crate::parse::sse::StreamObserver;
+use crate::request::RequestFacts;
 
 /// Longest error message recorded (the whole body is under the error-body limit).
 const MAX_ERROR_MESSAGE: usize = 1024;
@@ -133,8 +133,11 @@ impl<F: FnOnce(ResponseOutcome)> Observer<F> {
             body
         });
         let error_message = facts.error.message.as_deref().map(|m| {
-            crate::redact::redact(crate::text::truncate_utf8(m, MAX_ERROR_MESSAGE), &self.request.secrets)
-                .into_owned()
+            crate::redact::redact(
+                crate::text::truncate_utf8(m, MAX_ERROR_MESSAGE),
+                &self.request.secrets,
+            )
+            .into_owned()
         });
         let outcome = ResponseOutcome {
             status: self.status,

@@ -22,9 +22,9 @@
 
 use memchr::memchr2;
 
-pub use crate::outcome::{BodyFacts, JsonStatus};
 use crate::outcome::Usage;
 use crate::outcome::MAX_FINISH_REASONS;
+pub use crate::outcome::{BodyFacts, JsonStatus};
 
 /// Longest string value kept, in bytes (longer values are cut at a UTF-8 char boundary).
 pub const MAX_STRING_BYTES: usize = 256;
@@ -316,7 +316,7 @@ struct Raw {
     flat_message: Option<String>,
 }
 
-/// A resumable JSON tokenizer that picks [`BodyFacts`] out of a document fed in chunks.
+/// A resumable JSON tokenizer that picks `BodyFacts` out of a document fed in chunks.
 #[derive(Debug, Clone)]
 pub struct JsonPicker {
     state: State,

@@ -11,12 +11,6 @@ fn edit(body: &[u8], f: impl FnOnce(&mut Map<String, Value>)) -> Option<Vec<u8>>
 }
 
 /// The body with `model` replaced.
-///
-/// ```
-/// let out = llm_gateway_otel::retry::body::with_model(br#"{"model":"a","max_tokens":5}"#, "b").unwrap();
-/// let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
-/// assert_eq!((v["model"].as_str(), v["max_tokens"].as_i64()), (Some("b"), Some(5)));
-/// ```
 pub fn with_model(body: &[u8], model: &str) -> Option<Vec<u8>> {
     edit(body, |o| {
         o.insert("model".into(), Value::from(model));
@@ -39,12 +33,6 @@ pub fn with_gateway_fallbacks(body: &[u8], models: &[String]) -> Option<Vec<u8>>
 
 /// The body with `fallback_config.retry` set to `false` (other `fallback_config` fields kept),
 /// so that a client-side retry does not multiply the gateway's own.
-///
-/// ```
-/// let out = llm_gateway_otel::retry::body::without_gateway_retry(br#"{"model":"a","fallback_config":{"depth":2}}"#).unwrap();
-/// let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
-/// assert_eq!(v["fallback_config"], serde_json::json!({"depth": 2, "retry": false}));
-/// ```
 pub fn without_gateway_retry(body: &[u8]) -> Option<Vec<u8>> {
     edit(body, |o| {
         let config = o
@@ -74,5 +62,32 @@ pub fn gateway_retries(body: &[u8]) -> bool {
             .and_then(Value::as_bool)
             .unwrap_or(true),
         Err(_) => true,
+    }
+}
+
+/// The examples that were doc tests before this module became private.
+#[cfg(test)]
+mod examples {
+    #[test]
+    fn rewrites_the_model() {
+        let out = crate::retry::body::with_model(br#"{"model":"a","max_tokens":5}"#, "b").unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(
+            (v["model"].as_str(), v["max_tokens"].as_i64()),
+            (Some("b"), Some(5))
+        );
+    }
+
+    #[test]
+    fn turns_the_gateway_retry_off() {
+        let out = crate::retry::body::without_gateway_retry(
+            br#"{"model":"a","fallback_config":{"depth":2}}"#,
+        )
+        .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(
+            v["fallback_config"],
+            serde_json::json!({"depth": 2, "retry": false})
+        );
     }
 }

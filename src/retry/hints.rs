@@ -34,18 +34,6 @@ impl WaitReason {
 }
 
 /// The wait the server asked for, if any.
-///
-/// ```
-/// use std::time::Duration;
-/// use llm_gateway_otel::ratelimit::RateLimit;
-/// use llm_gateway_otel::retry::{server_wait, WaitReason};
-/// let told = RateLimit { retry_after: Some(Duration::from_secs(7)), ..Default::default() };
-/// assert_eq!(server_wait(&told), Some((Duration::from_secs(7), WaitReason::RetryAfter)));
-/// let used_up = RateLimit { remaining: Some(0), reset_s: Some(4.0), ..Default::default() };
-/// assert_eq!(server_wait(&used_up), Some((Duration::from_secs(4), WaitReason::RateLimitReset)));
-/// let fine = RateLimit { remaining: Some(3), reset_s: Some(4.0), ..Default::default() };
-/// assert_eq!(server_wait(&fine), None);
-/// ```
 pub fn server_wait(rate: &RateLimit) -> Option<(Duration, WaitReason)> {
     if let Some(after) = rate.retry_after {
         return Some((after, WaitReason::RetryAfter));
@@ -55,5 +43,40 @@ pub fn server_wait(rate: &RateLimit) -> Option<(Duration, WaitReason)> {
             .ok()
             .map(|d| (d, WaitReason::RateLimitReset)),
         _ => None,
+    }
+}
+
+/// The examples that were doc tests before this module became private.
+#[cfg(test)]
+mod examples {
+    #[test]
+    fn reads_the_server_wait() {
+        use crate::ratelimit::RateLimit;
+        use crate::retry::hints::server_wait;
+        use crate::retry::WaitReason;
+        use std::time::Duration;
+        let told = RateLimit {
+            retry_after: Some(Duration::from_secs(7)),
+            ..Default::default()
+        };
+        assert_eq!(
+            server_wait(&told),
+            Some((Duration::from_secs(7), WaitReason::RetryAfter))
+        );
+        let used_up = RateLimit {
+            remaining: Some(0),
+            reset_s: Some(4.0),
+            ..Default::default()
+        };
+        assert_eq!(
+            server_wait(&used_up),
+            Some((Duration::from_secs(4), WaitReason::RateLimitReset))
+        );
+        let fine = RateLimit {
+            remaining: Some(3),
+            reset_s: Some(4.0),
+            ..Default::default()
+        };
+        assert_eq!(server_wait(&fine), None);
     }
 }

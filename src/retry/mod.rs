@@ -1,7 +1,7 @@
 //! The attempt loop: sends a gateway call, and while the outcome is worth it, waits (backoff
 //! with full jitter, or the server's `Retry-After` / `X-RateLimit-Reset`, whichever is
 //! longer) and sends again, or moves to the next fallback model. Bounded by attempts, a
-//! deadline and a budget shared by the client. What to do after an attempt is [`decide`]'s
+//! deadline and a budget shared by the client. What to do after an attempt is `decide`'s
 //! pure decision; the loop carries it out and records each attempt, wait and fallback through
 //! the call's recorder.
 //!
@@ -10,7 +10,7 @@
 
 pub(crate) mod body;
 mod budget;
-mod hints;
+pub(crate) mod hints;
 mod pacing;
 mod policy;
 
@@ -370,13 +370,19 @@ mod tests {
     fn a_retryable_outcome_waits_the_longer_of_backoff_and_hint() {
         let settings = Retry::default();
         let d = decide(&settings, &situation());
-        assert_eq!(d, Decision::Wait(Duration::from_millis(300), WaitReason::Backoff));
+        assert_eq!(
+            d,
+            Decision::Wait(Duration::from_millis(300), WaitReason::Backoff)
+        );
         let hinted = Situation {
             hint: Some((Duration::from_secs(7), WaitReason::RetryAfter)),
             ..situation()
         };
         let d = decide(&settings, &hinted);
-        assert_eq!(d, Decision::Wait(Duration::from_secs(7), WaitReason::RetryAfter));
+        assert_eq!(
+            d,
+            Decision::Wait(Duration::from_secs(7), WaitReason::RetryAfter)
+        );
     }
 
     #[test]

@@ -14,12 +14,12 @@ use opentelemetry::trace::{
 use opentelemetry::{Array, Context, KeyValue, StringValue, Value};
 
 use crate::diagnose::{Diagnosis, Finding, Level};
+use crate::names::*;
 use crate::outcome::JsonStatus;
 use crate::outcome::ResponseOutcome;
 use crate::ratelimit::RateLimit;
 use crate::request::RequestFacts;
 use metrics::{AttemptSummary, CallSummary, MetricAttributes, Metrics};
-use crate::names::*;
 
 /// Longest status description put on a span.
 const MAX_STATUS_DESCRIPTION: usize = 256;

@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
-use llm_gateway_otel::diagnose::PreflightMode;
 use llm_gateway_otel::retry::Retry;
+use llm_gateway_otel::PreflightMode;
 use llm_gateway_otel::{
     Cause, GatewayMiddleware, GatewayMiddlewareBuilder, Region, ReportSlot, SupportReport,
     SupportReportExt,
