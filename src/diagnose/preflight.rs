@@ -10,7 +10,7 @@ use std::fmt;
 
 use super::{bad_max_tokens, is_openai_model, Cause};
 use crate::region::Region;
-use crate::request::{AuthHeader, JsonKind, RequestFacts};
+use crate::request::{AuthFacts, AuthHeader, JsonKind, RequestFacts};
 
 /// What the middleware does with pre-flight findings.
 ///
@@ -80,57 +80,77 @@ impl fmt::Display for Finding {
 
 /// The findings for a request about to be sent (empty when nothing is wrong).
 pub fn preflight(facts: &RequestFacts) -> Vec<Finding> {
-    let mut out = Vec::new();
-    let mut find = |cause, field, severity, detail: String| {
-        out.push(Finding {
+    let mut out = Findings(Vec::new());
+    if facts.fields.object {
+        check_body(&mut out, facts);
+    }
+    check_auth(&mut out, &facts.auth);
+    if let Some(model) = facts.model.as_deref() {
+        check_model(&mut out, facts, model);
+    }
+    out.0
+}
+
+/// The findings gathered so far.
+struct Findings(Vec<Finding>);
+
+impl Findings {
+    fn find(&mut self, cause: Cause, field: &'static str, severity: Severity, detail: String) {
+        self.0.push(Finding {
             cause,
             field,
             severity,
             detail,
-        })
-    };
-    let fields = &facts.fields;
-    if fields.object {
-        match fields.model {
-            None | Some(JsonKind::Null) => find(
-                Cause::BadRequestMissingModel,
-                "model",
-                Severity::Reject,
-                "the body has no `model`".to_owned(),
-            ),
-            Some(JsonKind::String) => {}
-            Some(kind) => find(
-                Cause::BadRequestMissingModel,
-                "model",
-                Severity::Reject,
-                format!("`model` is a {}, not a string", kind.as_str()),
-            ),
-        }
-        match (fields.messages, fields.prompt) {
-            (Some(kind), _) if kind != JsonKind::Array && kind != JsonKind::Null => find(
-                Cause::BadRequestMessagesNotArray,
-                "messages",
-                Severity::Reject,
-                format!("`messages` is a {}, not an array", kind.as_str()),
-            ),
-            (None | Some(JsonKind::Null), None | Some(JsonKind::Null)) => find(
-                Cause::BadRequestMissingMessages,
-                "messages",
-                Severity::Reject,
-                "the body has neither `messages` nor `prompt`".to_owned(),
-            ),
-            _ => {}
-        }
-        if bad_max_tokens(fields.max_tokens, facts.max_tokens) {
-            find(
-                Cause::BadRequestMaxTokens,
-                "max_tokens",
-                Severity::Reject,
-                "`max_tokens` is not a positive integer".to_owned(),
-            );
-        }
+        });
     }
-    let auth = &facts.auth;
+}
+
+/// A JSON object body: `model`, `messages` (or `prompt`) and `max_tokens` as the gateway
+/// wants them.
+fn check_body(out: &mut Findings, facts: &RequestFacts) {
+    let fields = &facts.fields;
+    match fields.model {
+        None | Some(JsonKind::Null) => out.find(
+            Cause::BadRequestMissingModel,
+            "model",
+            Severity::Reject,
+            "the body has no `model`".to_owned(),
+        ),
+        Some(JsonKind::String) => {}
+        Some(kind) => out.find(
+            Cause::BadRequestMissingModel,
+            "model",
+            Severity::Reject,
+            format!("`model` is a {}, not a string", kind.as_str()),
+        ),
+    }
+    match (fields.messages, fields.prompt) {
+        (Some(kind), _) if kind != JsonKind::Array && kind != JsonKind::Null => out.find(
+            Cause::BadRequestMessagesNotArray,
+            "messages",
+            Severity::Reject,
+            format!("`messages` is a {}, not an array", kind.as_str()),
+        ),
+        (None | Some(JsonKind::Null), None | Some(JsonKind::Null)) => out.find(
+            Cause::BadRequestMissingMessages,
+            "messages",
+            Severity::Reject,
+            "the body has neither `messages` nor `prompt`".to_owned(),
+        ),
+        _ => {}
+    }
+    if bad_max_tokens(fields.max_tokens, facts.max_tokens) {
+        out.find(
+            Cause::BadRequestMaxTokens,
+            "max_tokens",
+            Severity::Reject,
+            "`max_tokens` is not a positive integer".to_owned(),
+        );
+    }
+}
+
+/// The key: in the `Authorization` header, raw, and nowhere else.
+fn check_auth(out: &mut Findings, auth: &AuthFacts) {
     let no_key_header = matches!(auth.authorization, AuthHeader::Missing | AuthHeader::Empty);
     let auth_severity = if no_key_header {
         Severity::Reject
@@ -138,7 +158,7 @@ pub fn preflight(facts: &RequestFacts) -> Vec<Finding> {
         Severity::Warning
     };
     if let Some(param) = &auth.key_in_query {
-        find(
+        out.find(
             Cause::AuthKeyInQuery,
             "url",
             auth_severity,
@@ -146,7 +166,7 @@ pub fn preflight(facts: &RequestFacts) -> Vec<Finding> {
         );
     }
     if let (Some(header), true) = (&auth.misnamed_header, no_key_header) {
-        find(
+        out.find(
             Cause::AuthHeaderMisspelled,
             "Authorization",
             Severity::Reject,
@@ -157,7 +177,7 @@ pub fn preflight(facts: &RequestFacts) -> Vec<Finding> {
         AuthHeader::Missing | AuthHeader::Empty
             if auth.key_in_query.is_none() && auth.misnamed_header.is_none() =>
         {
-            find(
+            out.find(
                 Cause::AuthMissingKey,
                 "Authorization",
                 Severity::Reject,
@@ -168,7 +188,7 @@ pub fn preflight(facts: &RequestFacts) -> Vec<Finding> {
                 },
             )
         }
-        AuthHeader::Bearer => find(
+        AuthHeader::Bearer => out.find(
             Cause::AuthBearerPrefix,
             "Authorization",
             Severity::Warning,
@@ -176,26 +196,27 @@ pub fn preflight(facts: &RequestFacts) -> Vec<Finding> {
         ),
         _ => {}
     }
-    if let Some(model) = facts.model.as_deref() {
-        let openai = is_openai_model(model);
-        if openai && facts.region == Region::EU {
-            find(
-                Cause::ModelNotInRegion,
-                "model",
-                Severity::Reject,
-                format!("{model} is an OpenAI model, sent to the EU endpoint"),
-            );
-        }
-        if facts.stream && !openai {
-            find(
-                Cause::StreamIgnored,
-                "stream",
-                Severity::Warning,
-                format!("`stream: true` for {model}, which is not an OpenAI model"),
-            );
-        }
+}
+
+/// The model against the region and the stream flag.
+fn check_model(out: &mut Findings, facts: &RequestFacts, model: &str) {
+    let openai = is_openai_model(model);
+    if openai && facts.region == Region::EU {
+        out.find(
+            Cause::ModelNotInRegion,
+            "model",
+            Severity::Reject,
+            format!("{model} is an OpenAI model, sent to the EU endpoint"),
+        );
     }
-    out
+    if facts.stream && !openai {
+        out.find(
+            Cause::StreamIgnored,
+            "stream",
+            Severity::Warning,
+            format!("`stream: true` for {model}, which is not an OpenAI model"),
+        );
+    }
 }
 
 #[cfg(test)]

@@ -40,6 +40,16 @@ const MAX_KEY_BYTES: usize = 32;
 const MAX_NUMBER_BYTES: usize = 40;
 const BOM: [u8; 3] = [0xEF, 0xBB, 0xBF];
 
+/// What the tokenizer's state does with the bytes at the current position.
+enum Run {
+    /// Nothing more is read from this chunk.
+    Stop,
+    /// Taken up to this position.
+    To(usize),
+    /// One byte goes through the tokenizer.
+    OneByte,
+}
+
 /// The path context of a container: which keys (or elements) in it are wanted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Ctx {
@@ -420,116 +430,141 @@ impl JsonPicker {
         self.bytes_seen = self.bytes_seen.saturating_add(chunk.len() as u64);
         let mut i = 0;
         while i < chunk.len() {
-            match self.state {
-                State::Malformed => return,
-                State::Str => {
-                    i = self.string_run(chunk, i);
-                    continue;
-                }
-                State::Done => {
-                    if chunk[i..].iter().any(|&b| !is_ws(b)) {
-                        self.state = State::Malformed;
+            match self.run(chunk, i) {
+                Run::Stop => return,
+                Run::To(next) => i = next,
+                Run::OneByte => {
+                    if self.byte(chunk[i]) {
+                        i += 1;
                     }
-                    return;
                 }
-                // A run of digits keeps these states: taken in one step, not a round
-                // through the tokenizer per digit.
-                State::Number(Num::Int | Num::Frac | Num::ExpDigits)
-                    if chunk[i].is_ascii_digit() =>
-                {
-                    let run = chunk[i..]
-                        .iter()
-                        .position(|b| !b.is_ascii_digit())
-                        .unwrap_or(chunk.len() - i);
-                    if self.capture {
-                        for &b in &chunk[i..i + run] {
-                            self.push_number_byte(b);
-                        }
-                    }
-                    i += run;
-                    continue;
-                }
-                _ => {}
             }
-            let b = chunk[i];
-            i += 1;
-            match self.state {
-                State::Start => {
-                    if b == BOM[0] {
-                        self.state = State::Bom(1);
-                    } else {
-                        self.state = State::Value { first: false };
-                        i -= 1;
-                    }
+        }
+    }
+
+    /// The states that take more than one byte at a time from `chunk[i..]`: a string's
+    /// plain run, a run of digits, what follows the document.
+    #[inline]
+    fn run(&mut self, chunk: &[u8], i: usize) -> Run {
+        match self.state {
+            State::Malformed => Run::Stop,
+            State::Str => Run::To(self.string_run(chunk, i)),
+            State::Done => {
+                if chunk[i..].iter().any(|&b| !is_ws(b)) {
+                    self.state = State::Malformed;
                 }
-                State::Bom(n) => match BOM.get(usize::from(n)) {
-                    Some(&expected) if expected == b => {
-                        self.state = if usize::from(n) + 1 == BOM.len() {
-                            State::Value { first: false }
-                        } else {
-                            State::Bom(n + 1)
-                        };
-                    }
-                    _ => self.malformed(),
-                },
-                State::Value { first } => self.value_byte(b, first),
-                State::Key { first } => match b {
-                    b'"' => self.begin_string(true),
-                    b'}' if first => self.close(true),
-                    _ if is_ws(b) => {}
-                    _ => self.malformed(),
-                },
-                State::Colon => match b {
-                    b':' => self.state = State::Value { first: false },
-                    _ if is_ws(b) => {}
-                    _ => self.malformed(),
-                },
-                State::After => match b {
-                    b',' => self.next_member(),
-                    b'}' => self.close(true),
-                    b']' => self.close(false),
-                    _ if is_ws(b) => {}
-                    _ => self.malformed(),
-                },
-                State::Escape => self.escape_byte(b),
-                State::Unicode { n, acc } => match hex_value(b) {
-                    Some(v) => {
-                        let acc = (acc << 4) | u16::from(v);
-                        if n >= 3 {
-                            self.state = State::Str;
-                            self.unicode_escape(acc);
-                        } else {
-                            self.state = State::Unicode { n: n + 1, acc };
-                        }
-                    }
-                    None => self.malformed(),
-                },
-                State::Number(num) => match num.step(b) {
-                    NumStep::More(next) => {
-                        self.state = State::Number(next);
+                Run::Stop
+            }
+            // A run of digits keeps these states: taken in one step, not a round through the
+            // tokenizer per digit.
+            State::Number(Num::Int | Num::Frac | Num::ExpDigits) if chunk[i].is_ascii_digit() => {
+                let run = chunk[i..]
+                    .iter()
+                    .position(|b| !b.is_ascii_digit())
+                    .unwrap_or(chunk.len() - i);
+                if self.capture {
+                    for &b in &chunk[i..i + run] {
                         self.push_number_byte(b);
                     }
-                    NumStep::End => {
-                        // The byte belongs to what follows the number.
-                        i -= 1;
-                        self.end_number();
-                    }
-                    NumStep::Invalid => self.malformed(),
-                },
-                State::Literal { word, pos } => {
-                    if word.get(usize::from(pos)) == Some(&b) {
-                        if usize::from(pos) + 1 >= word.len() {
-                            self.value_done();
-                        } else {
-                            self.state = State::Literal { word, pos: pos + 1 };
-                        }
-                    } else {
-                        self.malformed();
-                    }
                 }
-                // Handled before the byte was taken.
-                State::Str | State::Done | State::Malformed => {}
+                Run::To(i + run)
             }
+            _ => Run::OneByte,
+        }
+    }
+
+    /// One byte through the tokenizer; false when the byte was not taken and must be read
+    /// again in the new state (the first byte of a document without a BOM, the byte that ends
+    /// a number).
+    #[inline]
+    fn byte(&mut self, b: u8) -> bool {
+        match self.state {
+            State::Start => {
+                if b == BOM[0] {
+                    self.state = State::Bom(1);
+                    return true;
+                }
+                self.state = State::Value { first: false };
+                return false;
+            }
+            State::Bom(n) => self.bom_byte(n, b),
+            State::Value { first } => self.value_byte(b, first),
+            State::Key { first } => match b {
+                b'"' => self.begin_string(true),
+                b'}' if first => self.close(true),
+                _ if is_ws(b) => {}
+                _ => self.malformed(),
+            },
+            State::Colon => match b {
+                b':' => self.state = State::Value { first: false },
+                _ if is_ws(b) => {}
+                _ => self.malformed(),
+            },
+            State::After => match b {
+                b',' => self.next_member(),
+                b'}' => self.close(true),
+                b']' => self.close(false),
+                _ if is_ws(b) => {}
+                _ => self.malformed(),
+            },
+            State::Escape => self.escape_byte(b),
+            State::Unicode { n, acc } => self.unicode_byte(n, acc, b),
+            State::Number(num) => match num.step(b) {
+                NumStep::More(next) => {
+                    self.state = State::Number(next);
+                    self.push_number_byte(b);
+                }
+                NumStep::End => {
+                    // The byte belongs to what follows the number.
+                    self.end_number();
+                    return false;
+                }
+                NumStep::Invalid => self.malformed(),
+            },
+            State::Literal { word, pos } => self.literal_byte(word, pos, b),
+            // Taken by `run` before a byte is.
+            State::Str | State::Done | State::Malformed => {}
+        }
+        true
+    }
+
+    fn bom_byte(&mut self, n: u8, b: u8) {
+        match BOM.get(usize::from(n)) {
+            Some(&expected) if expected == b => {
+                self.state = if usize::from(n) + 1 == BOM.len() {
+                    State::Value { first: false }
+                } else {
+                    State::Bom(n + 1)
+                };
+            }
+            _ => self.malformed(),
+        }
+    }
+
+    fn unicode_byte(&mut self, n: u8, acc: u16, b: u8) {
+        match hex_value(b) {
+            Some(v) => {
+                let acc = (acc << 4) | u16::from(v);
+                if n >= 3 {
+                    self.state = State::Str;
+                    self.unicode_escape(acc);
+                } else {
+                    self.state = State::Unicode { n: n + 1, acc };
+                }
+            }
+            None => self.malformed(),
+        }
+    }
+
+    fn literal_byte(&mut self, word: &'static [u8], pos: u8, b: u8) {
+        if word.get(usize::from(pos)) == Some(&b) {
+            if usize::from(pos) + 1 >= word.len() {
+                self.value_done();
+            } else {
+                self.state = State::Literal { word, pos: pos + 1 };
+            }
+        } else {
+            self.malformed();
         }
     }
 

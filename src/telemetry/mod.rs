@@ -15,8 +15,8 @@ use opentelemetry::{Array, Context, KeyValue, StringValue, Value};
 
 use crate::diagnose::{Diagnosis, Finding, Level};
 use crate::names::*;
-use crate::outcome::JsonStatus;
 use crate::outcome::ResponseOutcome;
+use crate::outcome::{BodyFacts, JsonStatus};
 use crate::ratelimit::RateLimit;
 use crate::request::RequestFacts;
 use metrics::{AttemptSummary, CallSummary, MetricAttributes, Metrics};
@@ -433,8 +433,19 @@ pub(crate) fn record_outcome(
     if !call.is_recording() {
         return;
     }
-    let f = &o.facts;
     let mut a = Vec::with_capacity(16);
+    push_body_facts(&mut a, &o.facts);
+    push_body_extras(&mut a, o, requested_stream);
+    if let Some(error_type) = error_type {
+        a.push(KeyValue::new(ERROR_TYPE, error_type.clone()));
+        let description = o.error_message.as_deref().unwrap_or(error_type.as_ref());
+        call.fail(bounded(description));
+    }
+    call.set_all(a);
+}
+
+/// The GenAI attributes of what the body said: served model, ids, usage, finish reasons.
+fn push_body_facts(a: &mut Vec<KeyValue>, f: &BodyFacts) {
     if let Some(model) = f.served_model() {
         a.push(KeyValue::new(GEN_AI_RESPONSE_MODEL, model.to_owned()));
     }
@@ -445,23 +456,21 @@ pub(crate) fn record_outcome(
         a.push(KeyValue::new(GEN_AI_RESPONSE_ID, id.clone()));
     }
     let u = &f.usage;
-    if let Some(v) = u.input_tokens {
-        a.push(KeyValue::new(GEN_AI_USAGE_INPUT_TOKENS, saturating_i64(v)));
-    }
-    if let Some(v) = u.output_tokens {
-        a.push(KeyValue::new(GEN_AI_USAGE_OUTPUT_TOKENS, saturating_i64(v)));
-    }
-    if let Some(v) = u.cache_read_input_tokens {
-        a.push(KeyValue::new(
+    for (key, count) in [
+        (GEN_AI_USAGE_INPUT_TOKENS, u.input_tokens),
+        (GEN_AI_USAGE_OUTPUT_TOKENS, u.output_tokens),
+        (
             GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS,
-            saturating_i64(v),
-        ));
-    }
-    if let Some(v) = u.cache_creation_input_tokens {
-        a.push(KeyValue::new(
+            u.cache_read_input_tokens,
+        ),
+        (
             GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS,
-            saturating_i64(v),
-        ));
+            u.cache_creation_input_tokens,
+        ),
+    ] {
+        if let Some(v) = count {
+            a.push(KeyValue::new(key, saturating_i64(v)));
+        }
     }
     if !f.finish_reasons.is_empty() {
         let reasons: Vec<StringValue> = f.finish_reasons.iter().map(|r| r.clone().into()).collect();
@@ -473,8 +482,15 @@ pub(crate) fn record_outcome(
     if let Some(v) = f.llm_status_code {
         a.push(KeyValue::new(LLM_GATEWAY_LLM_STATUS_CODE, v));
     }
-    // The extras below are written when they say something: every attribute costs its share
-    // of the export on every call (see BENCHMARKS.md), and a default value says nothing.
+    if let Some(code) = &f.error.code {
+        a.push(KeyValue::new(LLM_GATEWAY_ERROR_CODE, code.clone()));
+    }
+}
+
+/// Our own attributes of the body: how it came (stream, first chunk, size), how it ended, the
+/// error body and message. Written when they say something: every attribute costs its share
+/// of the export on every call (see BENCHMARKS.md), and a default value says nothing.
+fn push_body_extras(a: &mut Vec<KeyValue>, o: &ResponseOutcome, requested_stream: bool) {
     // `streamed` shows when a stream came back or one was asked for (`stream: true`
     // answered with JSON is `false`).
     if o.streamed || requested_stream {
@@ -513,15 +529,6 @@ pub(crate) fn record_outcome(
     if let Some(message) = &o.error_message {
         a.push(KeyValue::new(LLM_GATEWAY_ERROR_MESSAGE, message.clone()));
     }
-    if let Some(code) = &f.error.code {
-        a.push(KeyValue::new(LLM_GATEWAY_ERROR_CODE, code.clone()));
-    }
-    if let Some(error_type) = error_type {
-        a.push(KeyValue::new(ERROR_TYPE, error_type.clone()));
-        let description = o.error_message.as_deref().unwrap_or(error_type.as_ref());
-        call.fail(bounded(description));
-    }
-    call.set_all(a);
 }
 
 /// Records what the diagnosis said: a failure's cause, fix and detail as attributes, a notice
