@@ -401,7 +401,7 @@ impl JsonPicker {
     }
 
     /// A picker that leaves `request_id`, `id`, `model` and `request.model` unset when
-    /// `earlier` already has them: what [`BodyFacts::merge`] would keep anyway, without copying
+    /// `earlier` already has them: what `BodyFacts::merge` would keep anyway, without copying
     /// the same values out of every event of a stream.
     pub fn skipping_known(mut self, earlier: &BodyFacts) -> Self {
         self.known = Known {

@@ -22,7 +22,7 @@ use reqwest_retry::Retryable;
 use tokio::time::Instant;
 
 pub use budget::BudgetConfig;
-pub use hints::WaitReason;
+pub(crate) use hints::WaitReason;
 pub use policy::{DefaultRetryClassifier, FallbackMode, Retry, RetryClassifier};
 
 use crate::call::CallRecorder;
