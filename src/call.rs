@@ -4,6 +4,7 @@
 //! retry loop records each attempt, wait and fallback through it; the body observer hands it
 //! the outcome at the end of the body.
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -29,6 +30,9 @@ pub(crate) struct CallRecorder {
     report: ReportHandle,
     telemetry: Arc<Telemetry>,
     started: Instant,
+    sent_at: SystemTime,
+    /// Attempts sent so far.
+    attempts: AtomicU32,
     /// What the response head said, for the diagnosis at the end.
     rate: RateLimit,
     /// The region's model list, looked up for a 404 when allowed.
@@ -54,6 +58,8 @@ impl CallRecorder {
             report,
             telemetry: Arc::clone(telemetry),
             started: Instant::now(),
+            sent_at: SystemTime::now(),
+            attempts: AtomicU32::new(0),
             rate: RateLimit::default(),
             region_models: None,
             ended: false,
@@ -92,6 +98,13 @@ impl CallRecorder {
         self.report.finish_not_sent(diagnosis.clone());
         let err = PreflightError::new(rejected, self.report.report());
         telemetry::record_preflight_rejection(&self.span, &diagnosis, &err.to_string());
+        self.log_line(
+            None,
+            None,
+            Some(ERROR_TYPE_PREFLIGHT),
+            None,
+            Some(&diagnosis),
+        );
         self.ended = true;
         reqwest_middleware::Error::middleware(err)
     }
@@ -115,6 +128,7 @@ impl CallRecorder {
         );
         let sent_at = SystemTime::now();
         let started = Instant::now();
+        self.attempts.fetch_add(1, Ordering::Relaxed);
         let result = span.run_under(next.run(request, extensions)).await;
         let elapsed = started.elapsed();
         telemetry::end_attempt(
@@ -237,6 +251,13 @@ impl CallRecorder {
             self.region_models.as_deref(),
         ));
         telemetry::record_diagnosis(&self.span, diagnosis.as_ref());
+        self.log_line(
+            Some(&outcome),
+            Some(outcome.status),
+            error_type.as_deref(),
+            outcome.error_message.as_deref(),
+            diagnosis.as_ref(),
+        );
         self.report
             .finish_response(&outcome, error_type.as_deref(), diagnosis);
         self.telemetry.metrics.record_call(&CallSummary {
@@ -248,6 +269,47 @@ impl CallRecorder {
         });
         self.span.end();
         self.ended = true;
+    }
+}
+
+impl CallRecorder {
+    /// The call's log line (see [`crate::CallLog`]): a failure when it has an `error.type`
+    /// or an error-level diagnosis.
+    fn log_line(
+        &self,
+        outcome: Option<&ResponseOutcome>,
+        status: Option<u16>,
+        error_type: Option<&str>,
+        message: Option<&str>,
+        diagnosis: Option<&Diagnosis>,
+    ) {
+        let failed_diagnosis = diagnosis.filter(|d| d.level == diagnose::Level::Error);
+        let failed = error_type.is_some() || failed_diagnosis.is_some();
+        telemetry::log::emit(&self.telemetry.log, &self.span, failed, || {
+            let facts = outcome.map(|o| &o.facts);
+            let served = facts
+                .and_then(|f| f.served_model())
+                .filter(|s| Some(*s) != self.facts.model.as_deref());
+            let error = error_type.map(|t| match message {
+                Some(m) => format!("{t}: {}", crate::text::truncate_utf8(m, 512)),
+                None => t.to_owned(),
+            });
+            telemetry::log::LogLine {
+                sent_at: self.sent_at,
+                region: self.facts.region.as_str(),
+                model: self.facts.model.as_deref(),
+                served_model: served,
+                status_code: status,
+                request_id: facts.and_then(|f| f.request_id.as_deref()),
+                error,
+                duration: self.started.elapsed(),
+                attempts: self.attempts.load(Ordering::Relaxed),
+                cause: failed_diagnosis.map(|d| d.cause.as_str()),
+                input_tokens: facts.and_then(|f| f.usage.input_tokens),
+                output_tokens: facts.and_then(|f| f.usage.output_tokens),
+                cancelled: outcome.filter(|o| !o.read_to_end()).map(|_| true),
+            }
+        });
     }
 }
 

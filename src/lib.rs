@@ -60,6 +60,7 @@ pub use report::{
     SupportReportExt,
 };
 pub use request::{GatewayMatcher, RequestMatcher};
+pub use telemetry::log::CallLog;
 
 /// The parsers and checks that see network bytes, for the fuzz targets in `fuzz/`. Not part
 /// of the API: it changes without notice.

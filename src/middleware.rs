@@ -17,6 +17,7 @@ use crate::observe;
 use crate::region::{Region, RegionMap};
 use crate::request::{GatewayMatcher, RequestFacts, RequestMatcher};
 use crate::retry::{self, Retrier, Retry};
+use crate::telemetry::log::CallLog;
 use crate::telemetry::metrics::Metrics;
 use crate::telemetry::{Telemetry, TracerSource};
 
@@ -169,6 +170,7 @@ pub struct GatewayMiddlewareBuilder {
     meter: Option<opentelemetry::metrics::Meter>,
     tracer: TracerSource,
     retry: Retry,
+    call_log: CallLog,
     preflight: PreflightMode,
     lookup_region_models: bool,
 }
@@ -260,6 +262,16 @@ impl GatewayMiddlewareBuilder {
         self
     }
 
+    /// Which finished calls get a log line (one `tracing` event of target `llm_gateway_otel`
+    /// with the troubleshooting page's fields: `timestamp`, `region`, `model`, `status_code`,
+    /// `request_id`, `error`, and `duration_ms`, `attempts`, `cause`, token counts,
+    /// `trace_id`, `span_id`), and at which level. Default: INFO for a success, WARN for a
+    /// failure; [`CallLog::off`] for none.
+    pub fn call_log(mut self, log: CallLog) -> Self {
+        self.call_log = log;
+        self
+    }
+
     /// What to do with pre-flight findings (checks run before a request leaves): record them
     /// as span events ([`PreflightMode::Warn`], the default), also refuse to send what the
     /// gateway would reject ([`PreflightMode::FailFast`]), or nothing ([`PreflightMode::Off`],
@@ -298,6 +310,7 @@ impl GatewayMiddlewareBuilder {
             telemetry: Arc::new(Telemetry {
                 tracer: self.tracer,
                 metrics: Metrics::new(&self.meter.unwrap_or_else(default_meter)),
+                log: self.call_log,
             }),
             retrier: self
                 .retry

@@ -150,6 +150,13 @@ pub const ERROR_TYPE_PREFLIGHT: &str = "preflight";
 /// the meter's name), and the `tracing` target of its log events.
 pub const TRACING_TARGET: &str = "llm_gateway_otel";
 
+/// The `tracing` target of each call's log line (under [`TRACING_TARGET`], so a filter on
+/// `llm_gateway_otel` covers it; `llm_gateway_otel::call=off` switches the lines off alone).
+pub const CALL_LOG_TARGET: &str = "llm_gateway_otel::call";
+
+/// The message of each call's log line.
+pub const CALL_LOG_MESSAGE: &str = "llm gateway call";
+
 // ---- Metrics (OTel instrument names; Prometheus names in the comments) -------------------
 /// Histogram, s: one point per call, from sending to the end of the body
 /// (Prometheus: `gen_ai_client_operation_duration_seconds`).

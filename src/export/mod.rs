@@ -1,16 +1,18 @@
-//! Export: sets up OpenTelemetry trace and metric export from the standard `OTEL_*`
+//! Export: sets up OpenTelemetry trace, metric and log export from the standard `OTEL_*`
 //! environment variables, installs the tracer and meter providers as the global ones (the
 //! middleware records with them), and connects `tracing` to the same export (the
 //! application's info-level `tracing` spans are exported too, and a gateway call made inside
-//! one is its child), returning a guard that flushes on drop.
+//! one is its child; each call's log line becomes a log record correlated with its span),
+//! returning a guard that flushes on drop.
 //!
 //! | variable | effect |
 //! | --- | --- |
 //! | `OTEL_SDK_DISABLED=true` | nothing is exported |
 //! | `OTEL_TRACES_EXPORTER` | `otlp` (default), `console` (readable lines on stdout), `none` |
 //! | `OTEL_METRICS_EXPORTER` | `otlp` (default), `none` (`console` exports no metrics) |
+//! | `OTEL_LOGS_EXPORTER` | `otlp` (default; the application's INFO events too), `console` (one readable line per call on stdout), `json` (one JSON object per call on stdout: the troubleshooting page's log entry), `none` |
 //! | `OTEL_METRIC_EXPORT_INTERVAL` | milliseconds between metric exports (default 60000) |
-//! | `OTEL_EXPORTER_OTLP_PROTOCOL`, `…_TRACES_PROTOCOL`, `…_METRICS_PROTOCOL` | `grpc` (default) or `http/protobuf` |
+//! | `OTEL_EXPORTER_OTLP_PROTOCOL`, `…_TRACES_PROTOCOL`, `…_METRICS_PROTOCOL`, `…_LOGS_PROTOCOL` | `grpc` (default) or `http/protobuf` |
 //! | `OTEL_EXPORTER_OTLP_ENDPOINT`, `…_TRACES_ENDPOINT`, `…_HEADERS`, `…_TIMEOUT` | read by `opentelemetry-otlp` |
 //! | `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES` | the resource |
 //! | `OTEL_TRACES_SAMPLER`, `OTEL_BSP_*` | read by the SDK |
@@ -25,7 +27,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_otlp::{MetricExporter, SpanExporter, WithExportConfig};
+use opentelemetry_otlp::{LogExporter, MetricExporter, SpanExporter, WithExportConfig};
+use opentelemetry_sdk::logs::{LogBatch, LogExporter as SdkLogExporter, SdkLoggerProvider};
 use opentelemetry_sdk::metrics::data::ResourceMetrics;
 use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
 use opentelemetry_sdk::metrics::{SdkMeterProvider, Temporality};
@@ -39,9 +42,11 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
 mod console;
+mod log_lines;
 
 pub use crate::rfc3339::rfc3339_utc;
 pub use console::ConsoleExporter;
+pub use log_lines::CallLineExporter;
 
 /// How long [`TelemetryGuard::flush`], and the shutdown when the guard is dropped, may take
 /// in all (traces and metrics together) unless [`Init::export_deadline`] or
@@ -102,6 +107,7 @@ impl std::error::Error for ExportError {}
 pub struct TelemetryGuard {
     provider: Option<SdkTracerProvider>,
     meter_provider: Option<SdkMeterProvider>,
+    logger_provider: Option<SdkLoggerProvider>,
     health: Arc<Health>,
     deadline: Duration,
 }
@@ -118,9 +124,22 @@ impl TelemetryGuard {
         TelemetryGuard {
             provider: tracer_provider,
             meter_provider,
+            logger_provider: None,
             health: Arc::default(),
             deadline: DEFAULT_EXPORT_DEADLINE,
         }
+    }
+
+    /// The logger provider this guard flushes and shuts down too (say, one from
+    /// [`Init::build_logger_provider`]).
+    pub fn with_logger_provider(mut self, provider: SdkLoggerProvider) -> TelemetryGuard {
+        self.logger_provider = Some(provider);
+        self
+    }
+
+    /// The logger provider, when log export is enabled.
+    pub fn logger_provider(&self) -> Option<&SdkLoggerProvider> {
+        self.logger_provider.as_ref()
     }
 
     /// How long [`flush`](Self::flush), and the shutdown when the guard is dropped, may take
@@ -153,6 +172,9 @@ impl TelemetryGuard {
         if let Some(p) = self.meter_provider.clone() {
             jobs.push(("metrics", Box::new(move |_| p.force_flush())));
         }
+        if let Some(p) = self.logger_provider.clone() {
+            jobs.push(("logs", Box::new(move |_| p.force_flush())));
+        }
         let result = run_within(jobs, self.deadline, "flush");
         self.health.take_failures(result)
     }
@@ -174,6 +196,9 @@ impl TelemetryGuard {
         }
         if let Some(p) = self.meter_provider.take() {
             jobs.push(("metrics", Box::new(move |t| p.shutdown_with_timeout(t))));
+        }
+        if let Some(p) = self.logger_provider.take() {
+            jobs.push(("logs", Box::new(move |t| p.shutdown_with_timeout(t))));
         }
         if jobs.is_empty() {
             return Ok(());
@@ -323,6 +348,22 @@ impl<E: SdkSpanExporter> SdkSpanExporter for Watched<E> {
     }
 }
 
+impl<E: SdkLogExporter> SdkLogExporter for Watched<E> {
+    async fn export(&self, batch: LogBatch<'_>) -> opentelemetry_sdk::error::OTelSdkResult {
+        let result = self.inner.export(batch).await;
+        self.health.record("log", &result);
+        result
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> opentelemetry_sdk::error::OTelSdkResult {
+        self.inner.shutdown_with_timeout(timeout)
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.inner.set_resource(resource);
+    }
+}
+
 impl<E: PushMetricExporter> PushMetricExporter for Watched<E> {
     async fn export(&self, metrics: &ResourceMetrics) -> opentelemetry_sdk::error::OTelSdkResult {
         let result = self.inner.export(metrics).await;
@@ -386,6 +427,8 @@ enum Exporter {
     OtlpGrpc,
     OtlpHttp,
     Console,
+    /// Logs only: the call lines as JSON objects on stdout.
+    Json,
     None,
 }
 
@@ -398,6 +441,7 @@ enum Exporter {
 pub struct Init {
     exporter: Result<Exporter, String>,
     metrics_exporter: Result<Exporter, String>,
+    logs_exporter: Result<Exporter, String>,
     service_name: Option<String>,
     endpoint: Option<String>,
     timeout: Option<Duration>,
@@ -431,6 +475,7 @@ impl Init {
                 "OTEL_METRICS_EXPORTER",
                 "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL",
             ),
+            logs_exporter: choose("OTEL_LOGS_EXPORTER", "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL"),
             service_name: None,
             endpoint: None,
             timeout: None,
@@ -456,10 +501,15 @@ impl Init {
         }
     }
 
-    /// Export spans as readable lines to stdout instead of OTLP (and no metrics).
+    /// Export spans as readable blocks and each call's log line as one readable line to
+    /// stdout instead of OTLP (and no metrics).
+    /// An `OTEL_LOGS_EXPORTER` set in the environment is kept.
     pub fn console(mut self) -> Init {
         self.exporter = Ok(Exporter::Console);
         self.metrics_exporter = Ok(Exporter::None);
+        if std::env::var_os("OTEL_LOGS_EXPORTER").is_none() {
+            self.logs_exporter = Ok(Exporter::Console);
+        }
         self
     }
 
@@ -524,7 +574,7 @@ impl Init {
             Exporter::OtlpHttp => self
                 .configure(MetricExporter::builder().with_http(), "/v1/metrics")
                 .build(),
-            Exporter::Console | Exporter::None => return Ok(None),
+            Exporter::Console | Exporter::Json | Exporter::None => return Ok(None),
         }
         .map_err(|e| InitError(format!("OTLP metric exporter: {e}")))?;
         let exporter = self.watched(exporter);
@@ -534,6 +584,36 @@ impl Init {
                 .with_periodic_exporter(exporter)
                 .build(),
         ))
+    }
+
+    /// Builds the logger provider (`None` when log export is off) without installing it:
+    /// OTLP, or the call lines on stdout (`console`: readable, `json`: one JSON object each).
+    pub fn build_logger_provider(&self) -> Result<Option<SdkLoggerProvider>, InitError> {
+        let builder = SdkLoggerProvider::builder().with_resource(self.resource());
+        let provider = match self.logs_exporter.clone().map_err(InitError)? {
+            Exporter::OtlpGrpc => builder.with_batch_exporter(
+                self.watched(
+                    in_export_runtime(|| {
+                        self.configure(LogExporter::builder().with_tonic(), "")
+                            .build()
+                    })
+                    .map_err(|e| InitError(format!("OTLP log exporter: {e}")))?,
+                ),
+            ),
+            Exporter::OtlpHttp => builder.with_batch_exporter(
+                self.watched(
+                    self.configure(LogExporter::builder().with_http(), "/v1/logs")
+                        .build()
+                        .map_err(|e| InitError(format!("OTLP log exporter: {e}")))?,
+                ),
+            ),
+            Exporter::Console => {
+                builder.with_simple_exporter(self.watched(CallLineExporter::readable()))
+            }
+            Exporter::Json => builder.with_simple_exporter(self.watched(CallLineExporter::json())),
+            Exporter::None => return Ok(None),
+        };
+        Ok(Some(provider.build()))
     }
 
     /// Builds the tracer provider without installing anything.
@@ -558,7 +638,7 @@ impl Init {
                 ),
             ),
             Exporter::Console => builder.with_simple_exporter(self.watched(ConsoleExporter)),
-            Exporter::None => builder,
+            Exporter::Json | Exporter::None => builder,
         };
         for add in self.processors {
             builder = add(builder);
@@ -572,7 +652,13 @@ impl Init {
     pub fn install(self) -> Result<TelemetryGuard, InitError> {
         let health = Arc::clone(&self.health);
         let deadline = self.deadline;
+        let logs_to_otlp = matches!(
+            self.logs_exporter,
+            Ok(Exporter::OtlpGrpc | Exporter::OtlpHttp)
+        );
+        let logs_to_stdout = matches!(self.logs_exporter, Ok(Exporter::Console | Exporter::Json));
         let meter_provider = self.build_meter_provider()?;
+        let logger_provider = self.build_logger_provider()?;
         let provider = self.build_provider()?;
         let tracer = provider.tracer(crate::names::TRACING_TARGET);
         // Source locations, thread ids, targets and busy/idle times are noise on a span that
@@ -587,12 +673,33 @@ impl Init {
         let fmt = tracing_subscriber::fmt::layer()
             .with_writer(std::io::stderr)
             .with_ansi(std::io::stderr().is_terminal())
-            .with_filter(
-                EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
-            );
+            .with_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                // The call lines are on stdout already when the logs exporter prints them.
+                EnvFilter::new(if logs_to_stdout {
+                    "warn,llm_gateway_otel::call=off"
+                } else {
+                    "warn"
+                })
+            }));
+        // OTLP takes the application's INFO events too (as the span layer takes its INFO
+        // spans), never the export stack's own (an export error must not become a log record
+        // to export); the stdout modes print the call lines only.
+        let logs = logger_provider.as_ref().map(|p| {
+            let filter = if logs_to_otlp {
+                EnvFilter::new(
+                    "info,opentelemetry=off,opentelemetry_sdk=off,opentelemetry_otlp=off,\
+                     tonic=off,h2=off,hyper=off,hyper_util=off,reqwest=off,tower=off",
+                )
+            } else {
+                EnvFilter::new(format!("warn,{}=info", crate::names::TRACING_TARGET))
+            };
+            opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge::new(p)
+                .with_filter(filter)
+        });
         tracing_subscriber::registry()
             .with(otel)
             .with(fmt)
+            .with(logs)
             .try_init()
             .map_err(|e| InitError(format!("a global tracing subscriber is already set: {e}")))?;
         opentelemetry::global::set_tracer_provider(provider.clone());
@@ -602,6 +709,7 @@ impl Init {
         Ok(TelemetryGuard {
             provider: Some(provider),
             meter_provider,
+            logger_provider,
             health,
             deadline,
         })
@@ -613,6 +721,7 @@ fn exporter_from(variable: &str, kind: &str, protocol: &str) -> Result<Exporter,
     match (first, protocol) {
         ("none", _) => Ok(Exporter::None),
         ("console", _) => Ok(Exporter::Console),
+        ("json", _) if variable == "OTEL_LOGS_EXPORTER" => Ok(Exporter::Json),
         ("otlp" | "", "grpc") => Ok(Exporter::OtlpGrpc),
         ("otlp" | "", "http/protobuf") => Ok(Exporter::OtlpHttp),
         ("otlp" | "", other) => Err(format!(

@@ -3,6 +3,7 @@
 //! here parses bytes or decides what an outcome was; it writes down what the body observer
 //! saw, `classify` decided and `diagnose` found.
 
+pub(crate) mod log;
 pub mod metrics;
 mod span;
 
@@ -27,6 +28,8 @@ const MAX_STATUS_DESCRIPTION: usize = 256;
 pub(crate) struct Telemetry {
     pub(crate) tracer: TracerSource,
     pub(crate) metrics: Metrics,
+    /// Which finished calls get a log line.
+    pub(crate) log: log::CallLog,
 }
 
 /// Starts the logical span of one gateway call, a child of the current context. Its start

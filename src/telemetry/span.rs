@@ -215,6 +215,11 @@ impl SpanHandle {
         self.recording
     }
 
+    /// The context with this span active.
+    pub(crate) fn context(&self) -> &Context {
+        &self.cx
+    }
+
     /// `future` with this span as the current OpenTelemetry context (and, when the span was
     /// started as a `tracing` span, as the current `tracing` span too), so that what runs
     /// under it, a propagation middleware after ours, say, sees it as the parent.
