@@ -66,7 +66,7 @@ async fn main() -> Result<(), Error> {
     // Bounded: a collector that does not answer costs at most the deadline (3 s), and says so.
     match guard.shutdown(DEFAULT_EXPORT_DEADLINE) {
         Ok(()) if to_otlp => {
-            println!("\nSpans and metrics were exported over OTLP (OTEL_EXPORTER_OTLP_ENDPOINT).")
+            println!("\nSpans, metrics and call logs were exported over OTLP (OTEL_EXPORTER_OTLP_ENDPOINT).")
         }
         Ok(()) => {}
         Err(e) => println!("\nNOT EXPORTED: {e}"),

@@ -243,7 +243,8 @@ cmd_start() {
         ROTEL_EXPORTER_PROM_PROTOCOL=http \
         ROTEL_EXPORTERS_METRICS=prom ROTEL_EXPORTERS_TRACES=sink ROTEL_EXPORTERS_LOGS=sink \
         "$(rotel_bin)" start --otlp-grpc-endpoint "$OTLP_GRPC" --otlp-http-endpoint "$OTLP_HTTP" \
-        --debug-log traces --debug-log-verbosity detailed --pid-file "$RUN/rotel-agent.pid" \
+        --debug-log traces --debug-log logs --debug-log-verbosity detailed \
+        --pid-file "$RUN/rotel-agent.pid" \
         >"$RUN/rotel.log" 2>&1 &
     echo $! >"$RUN/rotel.pid"
 

@@ -210,6 +210,15 @@ impl CallRecorder {
             ..DiagnosisInput::new(&self.facts)
         });
         telemetry::record_diagnosis(&self.span, diagnosis.as_ref());
+        // reqwest's message names the URL, which may carry a key in its query.
+        let message = crate::redact::redact(&err.to_string(), &self.facts.secrets).into_owned();
+        self.log_line(
+            None,
+            None,
+            Some(failure.error_type()),
+            Some(&message),
+            diagnosis.as_ref(),
+        );
         self.report
             .finish_transport(failure.error_type(), diagnosis);
         self.span.end();

@@ -154,6 +154,9 @@ pub const TRACING_TARGET: &str = "llm_gateway_otel";
 /// `llm_gateway_otel` covers it; `llm_gateway_otel::call=off` switches the lines off alone).
 pub const CALL_LOG_TARGET: &str = "llm_gateway_otel::call";
 
+/// The event name of each call's log line (the OpenTelemetry log record's `EventName`).
+pub const CALL_LOG_EVENT: &str = "llm_gateway.call";
+
 /// The message of each call's log line.
 pub const CALL_LOG_MESSAGE: &str = "llm gateway call";
 

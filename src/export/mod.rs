@@ -49,7 +49,7 @@ pub use console::ConsoleExporter;
 pub use log_lines::CallLineExporter;
 
 /// How long [`TelemetryGuard::flush`], and the shutdown when the guard is dropped, may take
-/// in all (traces and metrics together) unless [`Init::export_deadline`] or
+/// in all (traces, metrics and logs together) unless [`Init::export_deadline`] or
 /// [`TelemetryGuard::with_deadline`] says otherwise.
 pub const DEFAULT_EXPORT_DEADLINE: Duration = Duration::from_secs(3);
 
@@ -160,7 +160,7 @@ impl TelemetryGuard {
     }
 
     /// Exports every finished span and the current metrics now, waiting at most the guard's
-    /// deadline for both together, whatever the collector does (refuses, never answers, is
+    /// deadline for all of them together, whatever the collector does (refuses, never answers, is
     /// slow). `Err` when that did not work, or when an export failed since the last flush.
     /// It blocks the calling thread for up to the deadline: in async code, call it from
     /// `tokio::task::spawn_blocking`, or at the end of `main`.
@@ -486,7 +486,7 @@ impl Init {
     }
 
     /// How long the guard's [`flush`](TelemetryGuard::flush), and its shutdown when dropped,
-    /// may take in all, traces and metrics together (default [`DEFAULT_EXPORT_DEADLINE`]).
+    /// may take in all, traces, metrics and logs together (default [`DEFAULT_EXPORT_DEADLINE`]).
     /// A collector that does not answer costs this much at exit, never more.
     pub fn export_deadline(mut self, deadline: Duration) -> Init {
         self.deadline = deadline;

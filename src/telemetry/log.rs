@@ -9,7 +9,7 @@ use opentelemetry::trace::TraceContextExt as _;
 use tracing::Level;
 
 use super::SpanHandle;
-use crate::names::{CALL_LOG_MESSAGE, CALL_LOG_TARGET};
+use crate::names::{CALL_LOG_EVENT, CALL_LOG_MESSAGE, CALL_LOG_TARGET};
 
 /// Which finished calls get a log line, and at which level: by default INFO for a success,
 /// WARN for a failure.
@@ -115,6 +115,7 @@ pub(crate) fn emit<'a>(
     macro_rules! call_event {
         ($level:expr) => {
             tracing::event!(
+                name: CALL_LOG_EVENT,
                 target: CALL_LOG_TARGET,
                 parent: None,
                 $level,

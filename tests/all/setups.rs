@@ -159,6 +159,18 @@ fn a_init_exports_the_spans_under_the_app_span() {
         .collect();
     assert_eq!(attempts.len(), 2, "503 then 200:\n{stdout}");
     assert!(stdout.contains("llm_gateway.request_id = "), "{stdout}");
+    // One log line per call on stdout, naming the call's span.
+    let lines: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.contains(" llm gateway call "))
+        .collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains(&format!("span_id={}", calls[0].0))),
+        "{lines:#?}"
+    );
 }
 
 #[tokio::test]
@@ -168,6 +180,7 @@ async fn child_init() {
     }
     std::env::set_var("OTEL_TRACES_EXPORTER", "console");
     std::env::set_var("OTEL_METRICS_EXPORTER", "none");
+    std::env::set_var("OTEL_LOGS_EXPORTER", "console");
     let guard = llm_gateway_otel::init().expect("init");
     let sim = simulator_with_one_503().await;
     let client = client(middleware(&sim));
