@@ -103,14 +103,9 @@ pub(crate) fn emit<'a>(
     }
     let line = line();
     let sc = span.context().span().span_context().clone();
-    let (trace_id, span_id) = if sc.is_valid() {
-        (
-            Some(sc.trace_id().to_string()),
-            Some(sc.span_id().to_string()),
-        )
-    } else {
-        (None, None)
-    };
+    let ids = sc.is_valid().then_some(&sc);
+    let trace_id = ids.map(|sc| tracing::field::display(sc.trace_id()));
+    let span_id = ids.map(|sc| tracing::field::display(sc.span_id()));
     let _current = span.context().clone().attach();
     macro_rules! call_event {
         ($level:expr) => {
@@ -119,7 +114,7 @@ pub(crate) fn emit<'a>(
                 target: CALL_LOG_TARGET,
                 parent: None,
                 $level,
-                timestamp = %crate::rfc3339::rfc3339_utc(line.sent_at),
+                timestamp = %crate::rfc3339::Rfc3339(line.sent_at),
                 region = line.region,
                 model = line.model,
                 served_model = line.served_model,
@@ -132,8 +127,8 @@ pub(crate) fn emit<'a>(
                 input_tokens = line.input_tokens,
                 output_tokens = line.output_tokens,
                 cancelled = line.cancelled,
-                trace_id = trace_id.as_deref(),
-                span_id = span_id.as_deref(),
+                trace_id = trace_id,
+                span_id = span_id,
                 "{CALL_LOG_MESSAGE}"
             )
         };
