@@ -5,7 +5,7 @@
 //! the outcome at the end of the body.
 
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use opentelemetry::KeyValue;
@@ -17,8 +17,16 @@ use crate::outcome::ResponseOutcome;
 use crate::ratelimit::RateLimit;
 use crate::report::{AttemptRecord, PreflightError, ReportHandle};
 use crate::request::RequestFacts;
-use crate::telemetry::metrics::{CallSummary, MetricAttributes};
-use crate::telemetry::{self, SpanHandle, Telemetry};
+use crate::telemetry::metrics::{AttemptSummary, CallSummary, MetricAttributes};
+use crate::telemetry::{self, AttemptSpans, SpanHandle, Telemetry};
+
+/// What the first attempt showed, kept until it is known whether it gets a span.
+struct KeptAttempt {
+    sent_at: SystemTime,
+    ended_at: SystemTime,
+    status: Option<u16>,
+    error_type: Option<std::borrow::Cow<'static, str>>,
+}
 
 /// One call's recording, from the moment it is known to be a gateway call to its end.
 /// Dropped before it ended (the call's future was dropped while the request was out), it
@@ -33,6 +41,8 @@ pub(crate) struct CallRecorder {
     sent_at: SystemTime,
     /// Attempts sent so far.
     attempts: AtomicU32,
+    /// The first attempt, while it has no span (see [`CallRecorder::attempt`]).
+    first_attempt: Mutex<Option<KeptAttempt>>,
     /// What the response head said, for the diagnosis at the end.
     rate: RateLimit,
     /// The region's model list, looked up for a 404 when allowed.
@@ -60,6 +70,7 @@ impl CallRecorder {
             started: Instant::now(),
             sent_at: SystemTime::now(),
             attempts: AtomicU32::new(0),
+            first_attempt: Mutex::new(None),
             rate: RateLimit::default(),
             region_models: None,
             ended: false,
@@ -111,8 +122,11 @@ impl CallRecorder {
 
     // ---- attempts ----------------------------------------------------------------------
 
-    /// Sends one HTTP attempt under its own span (a middleware after ours runs under it) and
-    /// records what came back on the span, in the attempt metrics and in the report.
+    /// Sends one HTTP attempt and records what came back in the attempt metrics, the report
+    /// and the attempt's span. The span is started when the attempt is sent (a middleware
+    /// after ours runs under it) unless this is the first attempt and attempt spans are
+    /// recorded only for retried calls: then its times and outcome are kept, and its span is
+    /// made, backdated, if a second attempt follows.
     pub(crate) async fn attempt(
         &self,
         request: reqwest::Request,
@@ -120,27 +134,69 @@ impl CallRecorder {
         next: reqwest_middleware::Next<'_>,
         resends: u32,
     ) -> reqwest_middleware::Result<reqwest::Response> {
-        let span = telemetry::attempt_span(
-            &self.telemetry.tracer,
-            &self.span,
-            &request,
-            i64::from(resends),
-        );
+        let span = self.attempt_span_now(&request, resends);
         let sent_at = SystemTime::now();
         let started = Instant::now();
         self.attempts.fetch_add(1, Ordering::Relaxed);
-        let result = span.run_under(next.run(request, extensions)).await;
+        let run = next.run(request, extensions);
+        let result = span.as_ref().unwrap_or(&self.span).run_under(run).await;
         let elapsed = started.elapsed();
-        telemetry::end_attempt(
-            &span,
-            &result,
-            &self.attributes,
-            elapsed,
-            &self.telemetry.metrics,
-        );
+        let status = result.as_ref().ok().map(|r| r.status().as_u16());
+        let error_type = crate::classify::classify_attempt(&result);
+        match &span {
+            Some(span) => telemetry::end_attempt(span, status, error_type.as_deref(), None),
+            None => {
+                let kept = KeptAttempt {
+                    sent_at,
+                    ended_at: SystemTime::now(),
+                    status,
+                    error_type: error_type.clone(),
+                };
+                *self.first_attempt.lock().unwrap_or_else(|e| e.into_inner()) = Some(kept);
+            }
+        }
+        self.telemetry.metrics.record_attempt(&AttemptSummary {
+            attributes: &self.attributes,
+            status,
+            error_type: error_type.as_deref(),
+            duration: elapsed,
+        });
         self.report
             .push_attempt(AttemptRecord::of(resends, sent_at, elapsed, &result));
         result
+    }
+
+    /// The span of an attempt about to be sent, if it gets one now.
+    fn attempt_span_now(&self, request: &reqwest::Request, resends: u32) -> Option<SpanHandle> {
+        let always = self.telemetry.attempt_spans == AttemptSpans::Always || self.span.is_tracing();
+        if !always && resends == 0 {
+            return None;
+        }
+        self.retrying_soon(request);
+        Some(telemetry::attempt_span(
+            &self.telemetry.tracer,
+            &self.span,
+            request,
+            i64::from(resends),
+            None,
+        ))
+    }
+
+    /// Another attempt will follow (the retry loop says so before it waits): the first
+    /// attempt, kept without a span, gets its span now, backdated to when it ran. A call
+    /// dropped during the wait keeps it too.
+    pub(crate) fn retrying_soon(&self, request: &reqwest::Request) {
+        let kept = self
+            .first_attempt
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(first) = kept {
+            let tracer = &self.telemetry.tracer;
+            let span = telemetry::attempt_span(tracer, &self.span, request, 0, Some(first.sent_at));
+            let error_type = first.error_type.as_deref();
+            telemetry::end_attempt(&span, first.status, error_type, Some(first.ended_at));
+        }
     }
 
     /// A wait before the next attempt (an event on the call's span).

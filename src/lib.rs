@@ -61,6 +61,7 @@ pub use report::{
 };
 pub use request::{GatewayMatcher, RequestMatcher};
 pub use telemetry::log::CallLog;
+pub use telemetry::AttemptSpans;
 
 /// The parsers and checks that see network bytes, for the fuzz targets in `fuzz/`. Not part
 /// of the API: it changes without notice.

@@ -19,7 +19,7 @@ use crate::request::{GatewayMatcher, RequestFacts, RequestMatcher};
 use crate::retry::{self, Retrier, Retry};
 use crate::telemetry::log::CallLog;
 use crate::telemetry::metrics::Metrics;
-use crate::telemetry::{Telemetry, TracerSource};
+use crate::telemetry::{AttemptSpans, Telemetry, TracerSource};
 
 /// Default cap on the error body recorded on a span: the first 8 KiB.
 pub const DEFAULT_ERROR_BODY_LIMIT: usize = 8 * 1024;
@@ -171,6 +171,7 @@ pub struct GatewayMiddlewareBuilder {
     tracer: TracerSource,
     retry: Retry,
     call_log: CallLog,
+    attempt_spans: AttemptSpans,
     preflight: PreflightMode,
     lookup_region_models: bool,
 }
@@ -272,6 +273,22 @@ impl GatewayMiddlewareBuilder {
         self
     }
 
+    /// When a `POST` span is recorded for an HTTP attempt: only for calls that needed more
+    /// than one attempt ([`AttemptSpans::WhenRetried`], the default: a single-attempt call
+    /// exports one span, the call's), or for every attempt ([`AttemptSpans::Always`]).
+    ///
+    /// ```
+    /// use llm_gateway_otel::{AttemptSpans, GatewayMiddleware};
+    /// let middleware = GatewayMiddleware::builder()
+    ///     .attempt_spans(AttemptSpans::Always)
+    ///     .build()
+    ///     .unwrap();
+    /// ```
+    pub fn attempt_spans(mut self, spans: AttemptSpans) -> Self {
+        self.attempt_spans = spans;
+        self
+    }
+
     /// What to do with pre-flight findings (checks run before a request leaves): record them
     /// as span events ([`PreflightMode::Warn`], the default), also refuse to send what the
     /// gateway would reject ([`PreflightMode::FailFast`]), or nothing ([`PreflightMode::Off`],
@@ -309,6 +326,7 @@ impl GatewayMiddlewareBuilder {
             regions: Arc::new(self.regions),
             telemetry: Arc::new(Telemetry {
                 tracer: self.tracer,
+                attempt_spans: self.attempt_spans,
                 metrics: Metrics::new(&self.meter.unwrap_or_else(default_meter)),
                 log: self.call_log,
             }),

@@ -500,7 +500,10 @@ impl Kind {
         match self {
             Kind::Bare => 0,
             Kind::TracingRetry => 1,
-            Kind::Gateway | Kind::GatewayTracingOnly => 2, // the call and its one attempt
+            // The call only: a single attempt has no span of its own (AttemptSpans::WhenRetried);
+            // the tracing-only set-up records every attempt.
+            Kind::Gateway => 1,
+            Kind::GatewayTracingOnly => 2,
         }
     }
 }

@@ -188,6 +188,7 @@ impl Retrier {
             };
             drop(result);
             request = again;
+            call.retrying_soon(&request);
             self.carry_out(call, decision, &mut at, &mut request).await;
         }
     }

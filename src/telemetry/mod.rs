@@ -18,7 +18,7 @@ use crate::names::*;
 use crate::outcome::{BodyFacts, JsonStatus, ResponseOutcome};
 use crate::ratelimit::RateLimit;
 use crate::request::RequestFacts;
-use metrics::{AttemptSummary, CallSummary, MetricAttributes, Metrics};
+use metrics::{CallSummary, MetricAttributes, Metrics};
 
 /// Longest status description put on a span.
 const MAX_STATUS_DESCRIPTION: usize = 256;
@@ -27,6 +27,7 @@ const MAX_STATUS_DESCRIPTION: usize = 256;
 /// instruments. Built once with the middleware; each call records through it.
 pub(crate) struct Telemetry {
     pub(crate) tracer: TracerSource,
+    pub(crate) attempt_spans: AttemptSpans,
     pub(crate) metrics: Metrics,
     /// Which finished calls get a log line.
     pub(crate) log: log::CallLog,
@@ -65,14 +66,28 @@ pub(crate) fn call_span(
     tracer.start_call(name, attributes)
 }
 
-/// Starts the span of one HTTP attempt, a child of the call's span.
+/// How attempt spans are recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AttemptSpans {
+    /// Only when a call makes more than one attempt; then every attempt, with its real start
+    /// and end times (the first one is recorded when the second is sent). A call that needs
+    /// one attempt exports one span: the call's, which holds the attempt's status.
+    #[default]
+    WhenRetried,
+    /// An HTTP client span for every attempt, retried or not.
+    Always,
+}
+
+/// Starts the span of one HTTP attempt, a child of the call's span (at `start`, for an
+/// attempt recorded after it was made). It holds what the call's span does not: the method,
+/// the URL, and which re-send it was.
 pub(crate) fn attempt_span(
     tracer: &TracerSource,
     call: &SpanHandle,
     request: &reqwest::Request,
     resend_count: i64,
+    start: Option<std::time::SystemTime>,
 ) -> SpanHandle {
-    let url = request.url();
     // The span is named for the method; POST, the one the gateway serves, is not copied.
     let (name, method): (Cow<'static, str>, StringValue) =
         if request.method() == reqwest::Method::POST {
@@ -81,33 +96,22 @@ pub(crate) fn attempt_span(
             let m = request.method().as_str().to_owned();
             (Cow::Owned(m.clone()), m.into())
         };
-    let mut attributes = Vec::with_capacity(8);
-    attributes.extend([
+    let attributes = vec![
         KeyValue::new(HTTP_REQUEST_METHOD, method),
-        KeyValue::new(URL_FULL, crate::redact::redact_url(url)),
+        KeyValue::new(URL_FULL, crate::redact::redact_url(request.url())),
         KeyValue::new(HTTP_REQUEST_RESEND_COUNT, resend_count),
-    ]);
-    if let Some(host) = url.host_str() {
-        attributes.push(KeyValue::new(SERVER_ADDRESS, host.to_owned()));
-    }
-    if let Some(port) = url.port_or_known_default() {
-        attributes.push(KeyValue::new(SERVER_PORT, i64::from(port)));
-    }
-    tracer.start_attempt(call, name, attributes)
+    ];
+    tracer.start_attempt(call, name, attributes, start)
 }
 
-/// Records on an attempt span (and the attempt metrics) what came back: a status, or a
-/// transport failure; and ends the span.
+/// Records on an attempt span what came back, a status or a transport failure, and ends it
+/// (at `end` for an attempt recorded after it was made, else now).
 pub(crate) fn end_attempt(
     attempt: &SpanHandle,
-    result: &reqwest_middleware::Result<reqwest::Response>,
-    attributes: &MetricAttributes,
-    duration: std::time::Duration,
-    metrics: &Metrics,
+    status: Option<u16>,
+    error_type: Option<&str>,
+    end: Option<std::time::SystemTime>,
 ) {
-    let status = result.as_ref().ok().map(|r| r.status().as_u16());
-    let error_type = crate::classify::classify_attempt(result);
-    let error_type = error_type.as_deref();
     if attempt.is_recording() {
         let mut attributes = Vec::with_capacity(2);
         if let Some(status) = status {
@@ -119,13 +123,10 @@ pub(crate) fn end_attempt(
         }
         attempt.set_all(attributes);
     }
-    attempt.end();
-    metrics.record_attempt(&AttemptSummary {
-        attributes,
-        status,
-        error_type,
-        duration,
-    });
+    match end {
+        Some(time) => attempt.end_at(time),
+        None => attempt.end(),
+    }
 }
 
 /// Records a call that got no response at all (connect error, timeout before headers).

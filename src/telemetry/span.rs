@@ -4,6 +4,7 @@
 
 use std::borrow::Cow;
 use std::sync::{Arc, OnceLock};
+use std::time::SystemTime;
 
 use opentelemetry::global::BoxedTracer;
 use opentelemetry::trace::{
@@ -62,18 +63,27 @@ impl TracerSource {
     }
 
     /// Starts an attempt's span, a child of `call`, with the source the call's span came from.
+    /// Starts an attempt's span, a child of `call`, with the source the call's span came from;
+    /// at `start` when given (an attempt recorded after it was made: the tracing-only set-up
+    /// cannot backdate a span, so it is never asked to).
     pub(super) fn start_attempt(
         &self,
         call: &SpanHandle,
         name: Cow<'static, str>,
         attributes: Vec<KeyValue>,
+        start: Option<SystemTime>,
     ) -> SpanHandle {
         if let Some(parent) = &call.tracing {
             return SpanHandle::start_in_tracing(Some(parent), name, attributes)
                 .unwrap_or_else(|| SpanHandle::none(call.cx.clone()));
         }
         match self.0.get() {
-            Some(tracer) if call.owned => SpanHandle::start(tracer, &call.cx, name, attributes),
+            Some(tracer) if call.owned => {
+                let mut builder = span_builder(name, attributes);
+                builder.start_time = start;
+                let span = tracer.build_with_context(builder, &call.cx);
+                SpanHandle::from_span(&call.cx, span)
+            }
             _ => SpanHandle::none(call.cx.clone()),
         }
     }
@@ -264,6 +274,18 @@ impl SpanHandle {
             self.cx.span().end();
         }
     }
+
+    /// Ends the span at `time` (an attempt recorded after it was made).
+    pub(crate) fn end_at(&self, time: SystemTime) {
+        if self.owned {
+            self.cx.span().end_with_timestamp(time);
+        }
+    }
+
+    /// Whether the span was started as a `tracing` span (the tracing-only set-up).
+    pub(crate) fn is_tracing(&self) -> bool {
+        self.tracing.is_some()
+    }
 }
 
 #[cfg(test)]
@@ -293,7 +315,7 @@ mod tests {
         let facts = RequestFacts::read(&request, &Default::default());
         let call = call_span(&source, &facts, &MetricAttributes::of(&facts));
         assert!(call.is_recording());
-        attempt_span(&source, &call, &request, 0).end();
+        attempt_span(&source, &call, &request, 0, None).end();
         call.end();
         let spans = exporter.get_finished_spans().unwrap();
         let names: Vec<&str> = spans.iter().map(|s| s.name.as_ref()).collect();

@@ -310,7 +310,8 @@ async fn statuses_returned_after_one_attempt() {
     table(
         NOT_RETRIED,
         |status| vec![Answer::Status(status)],
-        |status| (status, scripted_body(status), 1, Some(0), 1),
+        // One attempt: no attempt span (the call's span holds its status).
+        |status| (status, scripted_body(status), 1, Some(0), 0),
     )
     .await;
 }

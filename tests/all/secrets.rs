@@ -49,7 +49,15 @@ async fn a_key_echoed_in_an_error_body_is_redacted_everywhere() {
 async fn a_key_in_the_query_string_is_not_recorded_in_url_full() {
     let capture = Capture::start();
     let sim = Simulator::builder().api_key(HEX_KEY).start().await.unwrap();
-    let client = client_for(&sim.addr().to_string(), llm_gateway_otel::Region::US);
+    let client = client(
+        llm_gateway_otel::GatewayMiddleware::builder()
+            .traced()
+            .gateway_host(sim.addr().to_string(), llm_gateway_otel::Region::US)
+            // url.full is on the attempt span, which a single attempt has only with Always.
+            .attempt_spans(llm_gateway_otel::AttemptSpans::Always)
+            .build()
+            .unwrap(),
+    );
     let response = client
         .post(format!("{}?api_key={HEX_KEY}", sim.chat_url()))
         .json(&chat("claude-sonnet-4-6"))

@@ -1,6 +1,6 @@
 //! A successful JSON call: every attribute of the logical span and its attempt span.
 
-use llm_gateway_otel::Region;
+use llm_gateway_otel::{AttemptSpans, GatewayMiddleware, Region};
 use llm_gateway_simulator::{Region as SimRegion, Simulator};
 use opentelemetry::trace::Status;
 use opentelemetry::{Array, Value};
@@ -114,9 +114,40 @@ async fn json_success_span_has_every_attribute() {
     assert_eq!(attr(&span, "error.type"), None);
     assert_eq!(attr(&span, "llm_gateway.error.body"), None);
 
+    assert!(
+        capture.attempts_of(&span).is_empty(),
+        "one attempt: one span, the call's"
+    );
+}
+
+/// With `AttemptSpans::Always`, a single attempt gets its `POST` span too, holding what the
+/// call's span does not (method, URL, resend count), and not what it does (server address).
+#[tokio::test]
+async fn attempt_spans_always_records_the_single_attempt() {
+    let capture = Capture::start();
+    let sim = Simulator::start().await.unwrap();
+    let client = client(
+        GatewayMiddleware::builder()
+            .traced()
+            .gateway_host(sim.addr().to_string(), Region::US)
+            .attempt_spans(AttemptSpans::Always)
+            .build()
+            .unwrap(),
+    );
+    client
+        .post(sim.chat_url())
+        .json(&chat("gpt-4o"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let span = capture.call();
     let attempts = capture.attempts_of(&span);
     assert_eq!(attempts.len(), 1, "one attempt span under the call span");
     let attempt = &attempts[0];
+    assert_eq!(attr(attempt, "server.address"), None, "on the call span");
     assert_eq!(attempt.name, "POST");
     assert_client_kind(attempt);
     assert_eq!(
@@ -326,8 +357,8 @@ async fn concurrent_calls_to_several_models_keep_their_spans_apart() {
 }
 
 /// A call made inside the application's own span is that span's child, whether the
-/// application uses `tracing` (bridged by `tracing-opentelemetry`) or the OpenTelemetry API;
-/// its attempt is the call's child, in the same trace.
+/// application uses `tracing` (bridged by `tracing-opentelemetry`) or the OpenTelemetry API,
+/// in the same trace (a single attempt has no span of its own).
 #[tokio::test]
 async fn a_call_inside_an_application_span_is_its_child() {
     use opentelemetry::trace::TracerProvider as _;
@@ -373,11 +404,9 @@ async fn a_call_inside_an_application_span_is_its_child() {
             "{parent_name}"
         );
         assert_eq!(call.span_context.trace_id(), parent.span_context.trace_id());
-        let attempts = capture.attempts_of(call);
-        assert_eq!(attempts.len(), 1);
-        assert_eq!(
-            attempts[0].span_context.trace_id(),
-            parent.span_context.trace_id()
+        assert!(
+            capture.attempts_of(call).is_empty(),
+            "one attempt: no attempt span"
         );
     }
     // Outside any span, a call starts its own trace.
