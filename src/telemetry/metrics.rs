@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use opentelemetry::metrics::{Counter, Gauge, Histogram, Meter};
+use opentelemetry::metrics::{Counter, Histogram, Meter};
 use opentelemetry::KeyValue;
 
 use crate::names::*;
@@ -53,9 +53,10 @@ pub struct Metrics {
     time_to_first_chunk: Histogram<f64>,
     http_duration: Histogram<f64>,
     retries: Counter<u64>,
-    remaining: Gauge<i64>,
-    limit: Gauge<i64>,
-    reset: Gauge<f64>,
+    /// The latest rate-limit reading per model and region, which the three quota gauges
+    /// observe when metrics are collected: a call updates it instead of recording three
+    /// measurements.
+    quota: Arc<Quota>,
 }
 
 impl Metrics {
@@ -92,19 +93,7 @@ impl Metrics {
                 .u64_counter(METRIC_RETRIES)
                 .with_description("Requests re-sent to the gateway, by reason")
                 .build(),
-            remaining: meter
-                .i64_gauge(METRIC_RATE_LIMIT_REMAINING)
-                .with_description("X-RateLimit-Remaining of the latest response")
-                .build(),
-            limit: meter
-                .i64_gauge(METRIC_RATE_LIMIT_LIMIT)
-                .with_description("X-RateLimit-Limit of the latest response")
-                .build(),
-            reset: meter
-                .f64_gauge(METRIC_RATE_LIMIT_RESET)
-                .with_unit("s")
-                .with_description("Seconds until the model's rate-limit window resets")
-                .build(),
+            quota: Quota::observed_by(meter),
         }
     }
 
@@ -170,7 +159,8 @@ impl Metrics {
         self.retries.add(1, &attrs);
     }
 
-    /// Records the rate-limit headers of a response.
+    /// Keeps the rate-limit headers of a response as the latest reading of its model's
+    /// window (the gauges report it at collection).
     pub fn record_rate_limit(&self, attributes: &MetricAttributes, rate: &RateLimit) {
         let mut attrs = attributes.base(2);
         if let Some(model) = &rate.model {
@@ -178,14 +168,96 @@ impl Metrics {
             attrs.retain(|kv| kv.key.as_str() != GEN_AI_REQUEST_MODEL);
             attrs.push(KeyValue::new(GEN_AI_REQUEST_MODEL, model.clone()));
         }
-        if let Some(v) = rate.remaining {
-            self.remaining.record(v, &attrs);
+        self.quota.update(attrs, rate);
+    }
+}
+
+/// Most model × region windows kept (a bound on memory; a reading for a new window beyond it
+/// is not reported).
+const MAX_QUOTA_WINDOWS: usize = 1024;
+
+/// The latest reading of each window.
+#[derive(Debug, Default)]
+struct Quota(std::sync::Mutex<Vec<Window>>);
+
+#[derive(Debug)]
+struct Window {
+    attributes: Vec<KeyValue>,
+    limit: Option<i64>,
+    remaining: Option<i64>,
+    reset_at: Option<std::time::Instant>,
+}
+
+impl Quota {
+    /// A reading store, and the gauges that report it from `meter`.
+    fn observed_by(meter: &Meter) -> Arc<Quota> {
+        let quota = Arc::new(Quota::default());
+        let q = Arc::clone(&quota);
+        meter
+            .i64_observable_gauge(METRIC_RATE_LIMIT_REMAINING)
+            .with_description("X-RateLimit-Remaining of the latest response")
+            .with_callback(move |o| q.each(|w| w.remaining.map(|v| o.observe(v, &w.attributes))))
+            .build();
+        let q = Arc::clone(&quota);
+        meter
+            .i64_observable_gauge(METRIC_RATE_LIMIT_LIMIT)
+            .with_description("X-RateLimit-Limit of the latest response")
+            .with_callback(move |o| q.each(|w| w.limit.map(|v| o.observe(v, &w.attributes))))
+            .build();
+        let q = Arc::clone(&quota);
+        meter
+            .f64_observable_gauge(METRIC_RATE_LIMIT_RESET)
+            .with_unit("s")
+            .with_description("Seconds until the model's rate-limit window resets")
+            .with_callback(move |o| {
+                let now = std::time::Instant::now();
+                q.each(|w| {
+                    w.reset_at.map(|at| {
+                        let left = at.saturating_duration_since(now).as_secs_f64();
+                        o.observe(left, &w.attributes)
+                    })
+                })
+            })
+            .build();
+        quota
+    }
+
+    fn update(&self, attributes: Vec<KeyValue>, rate: &RateLimit) {
+        if rate.limit.is_none() && rate.remaining.is_none() && rate.reset_s.is_none() {
+            return;
         }
-        if let Some(v) = rate.limit {
-            self.limit.record(v, &attrs);
-        }
-        if let Some(v) = rate.reset_s {
-            self.reset.record(v, &attrs);
+        let reset_at = rate
+            .reset_s
+            .filter(|s| s.is_finite() && *s >= 0.0)
+            .map(|s| {
+                std::time::Instant::now() + std::time::Duration::from_secs_f64(s.min(86_400.0))
+            });
+        let mut windows = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let at = windows.iter().position(|w| w.attributes == attributes);
+        let window = match at {
+            Some(i) => &mut windows[i],
+            None if windows.len() < MAX_QUOTA_WINDOWS => {
+                windows.push(Window {
+                    attributes,
+                    limit: None,
+                    remaining: None,
+                    reset_at: None,
+                });
+                let last = windows.len() - 1;
+                &mut windows[last]
+            }
+            None => return,
+        };
+        // A header a response lacks leaves the window's last reading as it was.
+        window.limit = rate.limit.or(window.limit);
+        window.remaining = rate.remaining.or(window.remaining);
+        window.reset_at = reset_at.or(window.reset_at);
+    }
+
+    fn each(&self, mut f: impl FnMut(&Window) -> Option<()>) {
+        let windows = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        for w in windows.iter() {
+            f(w);
         }
     }
 }
