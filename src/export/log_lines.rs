@@ -21,9 +21,13 @@ const PAGE_FIELDS: [&str; 6] = [
     "error",
 ];
 
+/// Written after the page's fields in every JSON line: the line's level.
+const LEVEL: &str = "level";
+
 /// Prints log records on stdout, one line each: [`readable`](Self::readable) (time, level,
-/// message, `key=value` fields) or [`json`](Self::json) (the gateway calls' lines only, as
-/// one JSON object each, for shops that collect only stdout).
+/// message, `key=value` fields, a value with spaces quoted) or [`json`](Self::json) (the
+/// gateway calls' lines only, as one JSON object each, for shops that collect only stdout:
+/// the page's six fields always, `null` when unknown, then `level`, then ours when set).
 #[derive(Debug, Clone, Copy)]
 pub struct CallLineExporter {
     json: bool,
@@ -78,7 +82,13 @@ fn readable_line(record: &SdkLogRecord, message: &str) -> String {
         line.push(' ');
         line.push_str(key.as_str());
         line.push('=');
-        line.push_str(&text(value));
+        let value = text(value);
+        // key=value stays parseable: a value with a space or a quote is quoted.
+        if value.contains([' ', '"', '=']) {
+            line.push_str(&Value::String(value).to_string());
+        } else {
+            line.push_str(&value);
+        }
     }
     line
 }
@@ -107,6 +117,8 @@ fn json_line(record: &SdkLogRecord) -> String {
     for key in PAGE_FIELDS {
         put(key, &fields[key]);
     }
+    let level = record.severity_text().unwrap_or("INFO");
+    put(LEVEL, &Value::String(level.to_owned()));
     for (key, value) in &fields {
         if !PAGE_FIELDS.contains(&key.as_str()) {
             put(key, value);

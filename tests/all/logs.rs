@@ -434,3 +434,101 @@ async fn a_request_refused_before_sending_is_logged_too() {
     assert_eq!(line.get("attempts"), Some("0"));
     assert_eq!(line.get("status_code"), None);
 }
+
+/// `init()` with `OTEL_LOGS_EXPORTER=json`: one JSON object per call on stdout, the page's six
+/// fields first (null when unknown), then the level; nothing else of ours on stdout.
+#[test]
+fn init_with_json_logs_prints_the_page_entry_per_call() {
+    let output = run_child("logs", "json_lines");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .filter_map(|l| l.find('{').map(|i| &l[i..]))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    let keys =
+        |v: &serde_json::Value| -> Vec<String> { v.as_object().unwrap().keys().cloned().collect() };
+    for line in &lines {
+        for key in [
+            "timestamp",
+            "region",
+            "model",
+            "status_code",
+            "request_id",
+            "error",
+            "level",
+        ] {
+            assert!(keys(line).contains(&key.to_owned()), "{key} in {line}");
+        }
+    }
+    let (ok, limited) = (&lines[0], &lines[1]);
+    assert_eq!(ok["status_code"], 200);
+    assert_eq!(ok["error"], serde_json::Value::Null);
+    assert_eq!(ok["level"], "INFO");
+    assert_eq!(limited["status_code"], 429);
+    assert_eq!(limited["request_id"], serde_json::Value::Null);
+    assert_eq!(limited["level"], "WARN");
+    assert_eq!(limited["cause"], "rate_limited");
+    // The page's fields come first, in the page's order.
+    let first: Vec<String> = stdout
+        .lines()
+        .find_map(|l| l.find('{').map(|i| l[i..].to_owned()))
+        .unwrap()
+        .split(',')
+        .take(6)
+        .map(|kv| {
+            kv.trim_start_matches('{')
+                .split(':')
+                .next()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(
+        first,
+        [
+            "\"timestamp\"",
+            "\"region\"",
+            "\"model\"",
+            "\"status_code\"",
+            "\"request_id\"",
+            "\"error\""
+        ]
+    );
+}
+
+#[tokio::test]
+async fn child_json_lines() {
+    if !is_child("json_lines") {
+        return;
+    }
+    std::env::set_var("OTEL_TRACES_EXPORTER", "none");
+    std::env::set_var("OTEL_METRICS_EXPORTER", "none");
+    std::env::set_var("OTEL_LOGS_EXPORTER", "json");
+    let guard = llm_gateway_otel::init().expect("init");
+    let sim = keyed_simulator().await;
+    let client = client(
+        GatewayMiddleware::builder()
+            .gateway_host(sim.addr().to_string(), Region::US)
+            .retry(Retry::disabled())
+            .build()
+            .unwrap(),
+    );
+    for fault in [None, Some(Fault::RateLimited { retry_after_s: 9 })] {
+        if let Some(f) = fault {
+            sim.inject(f);
+        }
+        client
+            .post(sim.chat_url())
+            .header("authorization", KEY)
+            .json(&chat("claude-sonnet-4-6"))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+    }
+    guard.shutdown(Duration::from_secs(3)).expect("shutdown");
+}
