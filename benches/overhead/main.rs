@@ -155,11 +155,16 @@ fn main() {
     let (Some(Ok(server)), Some(Ok(sink))) = (addrs.next(), addrs.next()) else {
         panic!("server process said {line:?}");
     };
-    let mut sink_spans = || -> u64 {
+    // (spans, bytes of trace exports) the sink has received so far.
+    let mut sink_stats = || -> (u64, u64) {
         writeln!(to_child, "stats").expect("ask the server");
         let mut line = String::new();
         from_child.read_line(&mut line).expect("sink stats");
-        line.trim().parse().expect("span count")
+        let mut numbers = line.split_whitespace().map(|n| n.parse().expect("a count"));
+        (
+            numbers.next().expect("spans"),
+            numbers.next().expect("trace bytes"),
+        )
     };
 
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -274,11 +279,33 @@ fn main() {
                     bench.allocations(v, calls)
                 })
                 .collect();
-            let received = sink_spans();
+            // What each variant exports per call: spans and OTLP trace bytes, from the sink's
+            // counts around a pass of its own (each phase ends with a flush).
+            let mut export = Vec::new();
+            for v in &variants {
+                let calls = concurrency * 16;
+                let (spans0, bytes0) = sink_stats();
+                bench.phase(v, calls, None);
+                let (spans1, bytes1) = sink_stats();
+                expected_spans += v.kind().spans_per_call() * calls as u64;
+                let n = calls as f64;
+                export.push((
+                    v.kind().name(),
+                    (spans1 - spans0) as f64 / n,
+                    (bytes1 - bytes0) as f64 / n,
+                ));
+            }
+            let (received, _) = sink_stats();
             let table = report(workload, concurrency, &results, &allocs);
             println!("{table}");
             println!(
-                "spans exported so far: {received} received by the sink of {expected_spans} produced\n"
+                "| variant | spans exported per call | OTLP trace bytes per call |\n|---|---|---|"
+            );
+            for (name, spans, bytes) in &export {
+                println!("| {name} | {spans:.2} | {bytes:.0} |");
+            }
+            println!(
+                "\nspans exported so far: {received} received by the sink of {expected_spans} produced\n"
             );
             alloc_rows.push((workload, concurrency, allocs));
             headline.push((workload, concurrency, results));
@@ -621,7 +648,11 @@ fn serve() {
     let _ = std::io::stdout().flush();
     for line in std::io::stdin().lock().lines() {
         let Ok(_) = line else { break };
-        println!("{}", stats.spans());
+        println!(
+            "{} {}",
+            stats.spans(),
+            stats.trace_bytes.load(std::sync::atomic::Ordering::Relaxed)
+        );
         let _ = std::io::stdout().flush();
     }
 }

@@ -272,6 +272,8 @@ pub struct SinkStats {
     pub spans: AtomicU64,
     pub metric_exports: AtomicU64,
     pub bytes: AtomicU64,
+    /// Bytes of trace exports only (gRPC messages, framing included).
+    pub trace_bytes: AtomicU64,
 }
 
 impl SinkStats {
@@ -315,6 +317,9 @@ async fn sink_call(
         .fetch_add(message.len() as u64, Ordering::Relaxed);
     if traces {
         stats.trace_exports.fetch_add(1, Ordering::Relaxed);
+        stats
+            .trace_bytes
+            .fetch_add(message.len() as u64, Ordering::Relaxed);
         // gRPC framing: a compression flag and a 4-byte length before the message.
         let spans = message.get(5..).map_or(0, count_spans);
         stats.spans.fetch_add(spans, Ordering::Relaxed);
