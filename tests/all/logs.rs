@@ -127,6 +127,26 @@ impl Setup {
     }
 }
 
+/// Sends `model` a chat with the key and returns the response, unread.
+async fn keyed_call(
+    client: &ClientWithMiddleware,
+    sim: &Simulator,
+    model: &str,
+) -> reqwest::Response {
+    client
+        .post(sim.chat_url())
+        .header("authorization", KEY)
+        .json(&chat(model))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// [`keyed_call`] with the body read to its end.
+async fn keyed_call_read(client: &ClientWithMiddleware, sim: &Simulator, model: &str) {
+    keyed_call(client, sim, model).await.bytes().await.unwrap();
+}
+
 async fn keyed_simulator() -> Simulator {
     Simulator::builder().api_key(KEY).start().await.unwrap()
 }
@@ -169,16 +189,8 @@ async fn a_success_is_one_info_line_with_the_page_fields() {
     let setup = Setup::start();
     let sim = keyed_simulator().await;
     let client = setup.client(&sim, GatewayMiddleware::builder());
-    let body: serde_json::Value = client
-        .post(sim.chat_url())
-        .header("authorization", KEY)
-        .json(&chat("claude-sonnet-4-6"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let response = keyed_call(&client, &sim, "claude-sonnet-4-6").await;
+    let body: serde_json::Value = response.json().await.unwrap();
     let line = setup.lines.one();
     let span = setup.call();
     assert_eq!(line.level, tracing::Level::INFO);
@@ -323,13 +335,7 @@ async fn a_dropped_body_is_logged_as_cancelled() {
     let setup = Setup::start();
     let sim = keyed_simulator().await;
     let client = setup.client(&sim, GatewayMiddleware::builder());
-    let response = client
-        .post(sim.chat_url())
-        .header("authorization", KEY)
-        .json(&chat("claude-sonnet-4-6"))
-        .send()
-        .await
-        .unwrap();
+    let response = keyed_call(&client, &sim, "claude-sonnet-4-6").await;
     assert!(setup.lines.calls().is_empty(), "the body is not read yet");
     drop(response);
     let line = setup.lines.one();
@@ -349,16 +355,7 @@ async fn a_retried_call_says_how_many_attempts_it_took() {
             .retry(Retry::default().backoff(Duration::from_millis(1), Duration::from_millis(2))),
     );
     sim.inject(Fault::Status(503));
-    client
-        .post(sim.chat_url())
-        .header("authorization", KEY)
-        .json(&chat("claude-sonnet-4-6"))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    keyed_call_read(&client, &sim, "claude-sonnet-4-6").await;
     let line = setup.lines.one();
     assert_eq!(line.level, tracing::Level::INFO);
     assert_eq!(line.get("attempts"), Some("2"));
@@ -369,27 +366,15 @@ async fn a_retried_call_says_how_many_attempts_it_took() {
 async fn levels_are_configurable_and_the_line_can_be_switched_off() {
     let setup = Setup::start();
     let sim = keyed_simulator().await;
-    let send = |client: ClientWithMiddleware, url: String| async move {
-        client
-            .post(url)
-            .header("authorization", KEY)
-            .json(&chat("claude-sonnet-4-6"))
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
-    };
     let off = setup.client(
         &sim,
         GatewayMiddleware::builder()
             .retry(Retry::disabled())
             .call_log(CallLog::off()),
     );
-    send(off.clone(), sim.chat_url()).await;
+    keyed_call_read(&off, &sim, "claude-sonnet-4-6").await;
     sim.inject(Fault::Status(503));
-    send(off, sim.chat_url()).await;
+    keyed_call_read(&off, &sim, "claude-sonnet-4-6").await;
     assert!(setup.lines.calls().is_empty(), "CallLog::off: no line");
 
     let failures_as_errors = setup.client(
@@ -402,10 +387,10 @@ async fn levels_are_configurable_and_the_line_can_be_switched_off() {
                     .failure(Some(tracing::Level::ERROR)),
             ),
     );
-    send(failures_as_errors.clone(), sim.chat_url()).await;
+    keyed_call_read(&failures_as_errors, &sim, "claude-sonnet-4-6").await;
     assert!(setup.lines.calls().is_empty(), "successes are off");
     sim.inject(Fault::Status(503));
-    send(failures_as_errors, sim.chat_url()).await;
+    keyed_call_read(&failures_as_errors, &sim, "claude-sonnet-4-6").await;
     let line = setup.lines.one();
     assert_eq!(line.level, tracing::Level::ERROR);
     assert_eq!(line.get("status_code"), Some("503"));
@@ -519,16 +504,7 @@ async fn child_json_lines() {
         if let Some(f) = fault {
             sim.inject(f);
         }
-        client
-            .post(sim.chat_url())
-            .header("authorization", KEY)
-            .json(&chat("claude-sonnet-4-6"))
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
+        keyed_call_read(&client, &sim, "claude-sonnet-4-6").await;
     }
     guard.shutdown(Duration::from_secs(3)).expect("shutdown");
 }
