@@ -5,6 +5,7 @@
 //! cargo bench --bench overhead                      # the full run (about two minutes)
 //! cargo bench --bench overhead -- --quick           # shorter phases, fewer rounds
 //! cargo bench --bench overhead -- --collector dead  # spans and metrics sent to a collector that never answers
+//! cargo bench --bench overhead -- --collector drop  # exporters that drop what they receive
 //! cargo bench --bench overhead -- --rounds 10 --phase-ms 800
 //! ```
 //!
@@ -77,6 +78,8 @@ struct Options {
     profile: Option<(Kind, usize)>,
     /// Export to a collector that accepts connections and never answers.
     dead_collector: bool,
+    /// Exporters that drop what they receive (no OTLP encoding, nothing sent).
+    dropping_exporters: bool,
 }
 
 impl Options {
@@ -88,6 +91,7 @@ impl Options {
             workloads: WORKLOADS.to_vec(),
             profile: None,
             dead_collector: false,
+            dropping_exporters: false,
         };
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
@@ -104,8 +108,12 @@ impl Options {
                 }
                 "--collector" => {
                     let how = args.next().unwrap_or_default();
-                    assert!(how == "dead" || how == "live", "--collector dead|live");
+                    assert!(
+                        how == "dead" || how == "live" || how == "drop",
+                        "--collector dead|live|drop"
+                    );
                     o.dead_collector = how == "dead";
+                    o.dropping_exporters = how == "drop";
                 }
                 "--rounds" => o.rounds = value("--rounds") as usize,
                 "--phase-ms" => o.phase = Duration::from_millis(value("--phase-ms")),
@@ -187,6 +195,9 @@ fn main() {
             });
             println!("exporting to a black-hole collector at {addr}\n");
             Telemetry::to(addr, false)
+        } else if options.dropping_exporters {
+            println!("exporters that drop what they receive\n");
+            Telemetry::dropping()
         } else {
             Telemetry::to_sink(sink)
         }

@@ -265,6 +265,43 @@ fn content_length(head: &[u8]) -> usize {
         .unwrap_or(0)
 }
 
+/// An exporter that drops whatever it is given.
+#[derive(Debug, Clone, Copy)]
+pub struct Discard;
+
+impl opentelemetry_sdk::trace::SpanExporter for Discard {
+    async fn export(
+        &self,
+        _batch: Vec<opentelemetry_sdk::trace::SpanData>,
+    ) -> opentelemetry_sdk::error::OTelSdkResult {
+        Ok(())
+    }
+}
+
+impl opentelemetry_sdk::metrics::exporter::PushMetricExporter for Discard {
+    async fn export(
+        &self,
+        _metrics: &opentelemetry_sdk::metrics::data::ResourceMetrics,
+    ) -> opentelemetry_sdk::error::OTelSdkResult {
+        Ok(())
+    }
+
+    fn force_flush(&self) -> opentelemetry_sdk::error::OTelSdkResult {
+        Ok(())
+    }
+
+    fn shutdown_with_timeout(
+        &self,
+        _timeout: Duration,
+    ) -> opentelemetry_sdk::error::OTelSdkResult {
+        Ok(())
+    }
+
+    fn temporality(&self) -> opentelemetry_sdk::metrics::Temporality {
+        opentelemetry_sdk::metrics::Temporality::Cumulative
+    }
+}
+
 /// What the OTLP sink received.
 #[derive(Debug, Default)]
 pub struct SinkStats {
@@ -455,6 +492,44 @@ impl Telemetry {
             tracer_provider,
             meter_provider,
             live,
+        }
+    }
+
+    /// The same pipeline with exporters that drop what they receive: the SDK still builds,
+    /// queues and batches every span and aggregates every metric point, and nothing is
+    /// encoded or sent (the cost of recording, apart from the cost of OTLP).
+    pub fn dropping() -> Telemetry {
+        let tracer_provider = SdkTracerProvider::builder()
+            .with_span_processor(
+                BatchSpanProcessor::builder(Discard)
+                    .with_batch_config(
+                        BatchConfigBuilder::default()
+                            .with_max_queue_size(1 << 20)
+                            .build(),
+                    )
+                    .build(),
+            )
+            .build();
+        let meter_provider = SdkMeterProvider::builder()
+            .with_reader(
+                PeriodicReader::builder(Discard)
+                    .with_interval(Duration::from_secs(5))
+                    .build(),
+            )
+            .build();
+        let otel = tracing_opentelemetry::layer()
+            .with_tracer(tracer_provider.tracer(llm_gateway_otel::names::TRACING_TARGET))
+            .with_location(false)
+            .with_threads(false)
+            .with_target(false)
+            .with_tracked_inactivity(false)
+            .with_filter(EnvFilter::new("info"));
+        let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(otel));
+        Telemetry {
+            dispatch,
+            tracer_provider,
+            meter_provider,
+            live: true,
         }
     }
 
