@@ -290,10 +290,7 @@ impl opentelemetry_sdk::metrics::exporter::PushMetricExporter for Discard {
         Ok(())
     }
 
-    fn shutdown_with_timeout(
-        &self,
-        _timeout: Duration,
-    ) -> opentelemetry_sdk::error::OTelSdkResult {
+    fn shutdown_with_timeout(&self, _timeout: Duration) -> opentelemetry_sdk::error::OTelSdkResult {
         Ok(())
     }
 
