@@ -87,6 +87,12 @@ impl CallRecorder {
         &self.report
     }
 
+    /// When the call started: what its duration and a stream's time to first chunk count
+    /// from.
+    pub(crate) fn started(&self) -> Instant {
+        self.started
+    }
+
     // ---- before sending ----------------------------------------------------------------
 
     /// Pre-flight findings: events on the span, notes in the report.
@@ -109,13 +115,7 @@ impl CallRecorder {
         self.report.finish_not_sent(diagnosis.clone());
         let err = PreflightError::new(rejected, self.report.report());
         telemetry::record_preflight_rejection(&self.span, &diagnosis, &err.to_string());
-        self.log_line(
-            None,
-            None,
-            Some(ERROR_TYPE_PREFLIGHT),
-            None,
-            Some(&diagnosis),
-        );
+        self.log_line(None, Some(ERROR_TYPE_PREFLIGHT), None, Some(&diagnosis));
         self.ended = true;
         reqwest_middleware::Error::middleware(err)
     }
@@ -172,7 +172,6 @@ impl CallRecorder {
         if !always && resends == 0 {
             return None;
         }
-        self.retrying_soon(request);
         Some(telemetry::attempt_span(
             &self.telemetry.tracer,
             &self.span,
@@ -250,15 +249,17 @@ impl CallRecorder {
 
     /// The call ends here: no response arrived.
     pub(crate) fn transport_failed(mut self, err: &reqwest_middleware::Error) {
+        let failure = TransportFailure::of(err);
+        // reqwest's message names the URL, which may carry a key in its query.
+        let message = crate::redact::redact(&err.to_string(), &self.facts.secrets).into_owned();
         telemetry::record_transport_failure(
             &self.span,
-            err,
-            &self.facts,
+            failure.error_type(),
+            &message,
             &self.attributes,
             self.started.elapsed(),
             &self.telemetry.metrics,
         );
-        let failure = TransportFailure::of(err);
         let causes = diagnose::transport_causes(err, &self.facts);
         let diagnosis = diagnose::diagnose(&DiagnosisInput {
             transport: Some(failure).filter(|f| *f != TransportFailure::Middleware),
@@ -266,10 +267,7 @@ impl CallRecorder {
             ..DiagnosisInput::new(&self.facts)
         });
         telemetry::record_diagnosis(&self.span, diagnosis.as_ref());
-        // reqwest's message names the URL, which may carry a key in its query.
-        let message = crate::redact::redact(&err.to_string(), &self.facts.secrets).into_owned();
         self.log_line(
-            None,
             None,
             Some(failure.error_type()),
             Some(&message),
@@ -318,7 +316,6 @@ impl CallRecorder {
         telemetry::record_diagnosis(&self.span, diagnosis.as_ref());
         self.log_line(
             Some(&outcome),
-            Some(outcome.status),
             error_type.as_deref(),
             outcome.error_message.as_deref(),
             diagnosis.as_ref(),
@@ -335,15 +332,12 @@ impl CallRecorder {
         self.span.end();
         self.ended = true;
     }
-}
 
-impl CallRecorder {
     /// The call's log line (see [`crate::CallLog`]): a failure when it has an `error.type`
     /// or an error-level diagnosis.
     fn log_line(
         &self,
         outcome: Option<&ResponseOutcome>,
-        status: Option<u16>,
         error_type: Option<&str>,
         message: Option<&str>,
         diagnosis: Option<&Diagnosis>,
@@ -364,7 +358,7 @@ impl CallRecorder {
                 region: self.facts.region.as_str(),
                 model: self.facts.model.as_deref(),
                 served_model: served,
-                status_code: status,
+                status_code: outcome.map(|o| o.status),
                 request_id: facts.and_then(|f| f.request_id.as_deref()),
                 error,
                 duration: self.started.elapsed(),

@@ -83,11 +83,6 @@ impl TransportFailure {
     }
 }
 
-/// The `error.type` of a call that got no response at all.
-pub fn classify_transport(err: &reqwest_middleware::Error) -> &'static str {
-    TransportFailure::of(err).error_type()
-}
-
 /// The `error.type` of one HTTP attempt: its status code from 400 up, or its transport
 /// class; `None` for an attempt that got a response below 400.
 pub fn classify_attempt(
@@ -96,7 +91,7 @@ pub fn classify_attempt(
     match result {
         Ok(r) if r.status().as_u16() >= 400 => Some(Cow::Owned(r.status().as_u16().to_string())),
         Ok(_) => None,
-        Err(e) => Some(Cow::Borrowed(classify_transport(e))),
+        Err(e) => Some(Cow::Borrowed(TransportFailure::of(e).error_type())),
     }
 }
 

@@ -4,7 +4,6 @@
 //! module; it imports the parts.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use http::Extensions;
 use reqwest_middleware::{Middleware, Next};
@@ -96,7 +95,6 @@ impl Middleware for GatewayMiddleware {
         }
         let facts = Arc::new(RequestFacts::read(&req, &self.regions));
         let mut call = CallRecorder::start(&self.telemetry, facts, &req, extensions);
-        let started = Instant::now();
         if let Some(rejected) = self.preflight(&call) {
             return Err(call.rejected(rejected));
         }
@@ -118,7 +116,7 @@ impl Middleware for GatewayMiddleware {
         }
         let report = call.report().clone();
         let facts = Arc::clone(call.facts());
-        let limit = self.error_body_limit;
+        let (started, limit) = (call.started(), self.error_body_limit);
         let on_end = move |outcome| call.finished(outcome);
         let mut response = observe::observe(response, facts, started, limit, on_end).await;
         response.extensions_mut().insert(report);

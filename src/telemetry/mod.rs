@@ -130,19 +130,17 @@ pub(crate) fn end_attempt(
 }
 
 /// Records a call that got no response at all (connect error, timeout before headers).
+/// `message` is the error's, already redacted.
 pub(crate) fn record_transport_failure(
     call: &SpanHandle,
-    err: &reqwest_middleware::Error,
-    request: &RequestFacts,
+    error_type: &'static str,
+    message: &str,
     attributes: &MetricAttributes,
     duration: std::time::Duration,
     metrics: &Metrics,
 ) {
-    let error_type = crate::classify::classify_transport(err);
     call.set(KeyValue::new(ERROR_TYPE, error_type));
-    // reqwest's message names the URL, which may carry a key in its query.
-    let message = crate::redact::redact(&err.to_string(), &request.secrets).into_owned();
-    call.fail(bounded(&message));
+    call.fail(bounded(message));
     metrics.record_call(&CallSummary {
         attributes,
         outcome: None,
