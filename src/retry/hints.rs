@@ -51,9 +51,8 @@ pub fn server_wait(rate: &RateLimit) -> Option<(Duration, WaitReason)> {
 mod examples {
     #[test]
     fn reads_the_server_wait() {
+        use super::super::{server_wait, WaitReason};
         use crate::ratelimit::RateLimit;
-        use crate::retry::hints::server_wait;
-        use crate::retry::WaitReason;
         use std::time::Duration;
         let told = RateLimit {
             retry_after: Some(Duration::from_secs(7)),

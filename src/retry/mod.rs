@@ -10,7 +10,7 @@
 
 pub(crate) mod body;
 mod budget;
-pub(crate) mod hints;
+mod hints;
 mod pacing;
 mod policy;
 

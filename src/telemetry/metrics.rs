@@ -14,7 +14,6 @@ use opentelemetry::KeyValue;
 use crate::names::*;
 use crate::outcome::ResponseOutcome;
 use crate::ratelimit::RateLimit;
-use crate::region::Region;
 use crate::request::RequestFacts;
 
 /// What one finished call contributes to the metrics.
@@ -196,13 +195,25 @@ impl Quota {
         meter
             .i64_observable_gauge(METRIC_RATE_LIMIT_REMAINING)
             .with_description("X-RateLimit-Remaining of the latest response")
-            .with_callback(move |o| q.each(|w| w.remaining.map(|v| o.observe(v, &w.attributes))))
+            .with_callback(move |o| {
+                q.each(|w| {
+                    if let Some(v) = w.remaining {
+                        o.observe(v, &w.attributes);
+                    }
+                })
+            })
             .build();
         let q = Arc::clone(&quota);
         meter
             .i64_observable_gauge(METRIC_RATE_LIMIT_LIMIT)
             .with_description("X-RateLimit-Limit of the latest response")
-            .with_callback(move |o| q.each(|w| w.limit.map(|v| o.observe(v, &w.attributes))))
+            .with_callback(move |o| {
+                q.each(|w| {
+                    if let Some(v) = w.limit {
+                        o.observe(v, &w.attributes);
+                    }
+                })
+            })
             .build();
         let q = Arc::clone(&quota);
         meter
@@ -212,10 +223,10 @@ impl Quota {
             .with_callback(move |o| {
                 let now = std::time::Instant::now();
                 q.each(|w| {
-                    w.reset_at.map(|at| {
+                    if let Some(at) = w.reset_at {
                         let left = at.saturating_duration_since(now).as_secs_f64();
-                        o.observe(left, &w.attributes)
-                    })
+                        o.observe(left, &w.attributes);
+                    }
                 })
             })
             .build();
@@ -254,7 +265,7 @@ impl Quota {
         window.reset_at = reset_at.or(window.reset_at);
     }
 
-    fn each(&self, mut f: impl FnMut(&Window) -> Option<()>) {
+    fn each(&self, mut f: impl FnMut(&Window)) {
         let windows = self.0.lock().unwrap_or_else(|e| e.into_inner());
         for w in windows.iter() {
             f(w);
@@ -275,22 +286,17 @@ pub(crate) struct MetricAttributes {
 impl MetricAttributes {
     /// The attributes of a call to `request`.
     pub(crate) fn of(request: &RequestFacts) -> MetricAttributes {
-        MetricAttributes::new(
-            request.model.as_deref(),
-            &request.region,
-            &request.server_address,
-        )
-    }
-
-    pub(crate) fn new(model: Option<&str>, region: &Region, server: &str) -> MetricAttributes {
         MetricAttributes {
-            model: model.map(|m| {
+            model: request.model.as_deref().map(|m| {
                 let m: Arc<str> = Arc::from(m);
                 let kv = KeyValue::new(GEN_AI_REQUEST_MODEL, Arc::clone(&m));
                 (m, kv)
             }),
-            region: KeyValue::new(LLM_GATEWAY_REGION, region.metric_value()),
-            server: KeyValue::new(SERVER_ADDRESS, Arc::<str>::from(server)),
+            region: KeyValue::new(LLM_GATEWAY_REGION, request.region.metric_value()),
+            server: KeyValue::new(
+                SERVER_ADDRESS,
+                Arc::<str>::from(request.server_address.as_str()),
+            ),
         }
     }
 

@@ -45,7 +45,7 @@ impl TracerSource {
     ) -> SpanHandle {
         let parent = Context::current();
         if let Some(tracer) = self.0.get() {
-            return SpanHandle::start(tracer, &parent, name, attributes);
+            return SpanHandle::start(tracer, &parent, name, attributes, None);
         }
         let global = opentelemetry::global::tracer(TRACING_TARGET);
         let builder = span_builder(name.clone(), attributes.clone());
@@ -62,7 +62,6 @@ impl TracerSource {
         })
     }
 
-    /// Starts an attempt's span, a child of `call`, with the source the call's span came from.
     /// Starts an attempt's span, a child of `call`, with the source the call's span came from;
     /// at `start` when given (an attempt recorded after it was made: the tracing-only set-up
     /// cannot backdate a span, so it is never asked to).
@@ -79,10 +78,7 @@ impl TracerSource {
         }
         match self.0.get() {
             Some(tracer) if call.owned => {
-                let mut builder = span_builder(name, attributes);
-                builder.start_time = start;
-                let span = tracer.build_with_context(builder, &call.cx);
-                SpanHandle::from_span(&call.cx, span)
+                SpanHandle::start(tracer, &call.cx, name, attributes, start)
             }
             _ => SpanHandle::none(call.cx.clone()),
         }
@@ -104,7 +100,7 @@ fn is_from_a_real_provider(span: &impl opentelemetry::trace::Span, parent: &Cont
 }
 
 /// What the one warning says when a call finds nowhere to record its span.
-pub(crate) const NO_TRACER_WARNING: &str = "llm-gateway-otel: gateway calls are not traced. \
+const NO_TRACER_WARNING: &str = "llm-gateway-otel: gateway calls are not traced. \
     No OpenTelemetry tracer provider was given, the global one is a no-op, and the current \
     `tracing` subscriber has no tracing-opentelemetry layer taking INFO spans of target \
     `llm_gateway_otel`. Fix: call llm_gateway_otel::init(), or \
@@ -148,13 +144,17 @@ pub(crate) struct SpanHandle {
 }
 
 impl SpanHandle {
+    /// A span of `tracer`, a child of `parent`, starting now or at `start`.
     fn start(
         tracer: &BoxedTracer,
         parent: &Context,
         name: Cow<'static, str>,
         attributes: Vec<KeyValue>,
+        start: Option<SystemTime>,
     ) -> SpanHandle {
-        let span = tracer.build_with_context(span_builder(name, attributes), parent);
+        let mut builder = span_builder(name, attributes);
+        builder.start_time = start;
+        let span = tracer.build_with_context(builder, parent);
         SpanHandle::from_span(parent, span)
     }
 
