@@ -681,8 +681,9 @@ fn cut(text: &str, limit: usize, notes: &mut Vec<String>, path: &str) -> String 
         return text.to_owned();
     }
     notes.push(format!("{path}: {} bytes, cut to {limit}", text.len()));
-    let kept = crate::text::truncate_utf8(text, limit);
-    format!("{kept}…[truncated: {} bytes in all]", text.len())
+    let mut kept = crate::text::truncate_utf8(text, limit).to_owned();
+    crate::text::mark_cut(&mut kept, text.len() as u64);
+    kept
 }
 
 /// The error a [`PreflightMode::FailFast`](crate::diagnose::PreflightMode::FailFast) call returns instead of sending the request (inside

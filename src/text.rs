@@ -19,6 +19,13 @@ pub fn truncate_string(text: &mut String, max: usize) {
     text.truncate(keep);
 }
 
+/// Marks, after what was kept of a value, that it was cut from `total` bytes: the one visible
+/// cut marker of every bounded value.
+pub fn mark_cut(kept: &mut String, total: u64) {
+    use std::fmt::Write as _;
+    let _ = write!(kept, "…[truncated: {total} bytes in all]");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -128,7 +128,7 @@ impl<F: FnOnce(ResponseOutcome)> Observer<F> {
             let text = String::from_utf8_lossy(&c);
             let mut body = crate::redact::redact(&text, &self.request.secrets).into_owned();
             if self.body_bytes > c.len() as u64 {
-                body.push_str(&format!("…[truncated: {} bytes in all]", self.body_bytes));
+                crate::text::mark_cut(&mut body, self.body_bytes);
             }
             body
         });
