@@ -457,6 +457,32 @@ impl Telemetry {
             BatchConfigBuilder::default()
         }
         .build();
+        let metrics = opentelemetry_otlp::MetricExporter::builder()
+            .with_tonic()
+            .with_endpoint(endpoint)
+            .build()
+            .expect("metric exporter");
+        Telemetry::with_exporters(spans, batch, metrics, live)
+    }
+
+    /// The same pipeline with exporters that drop what they receive: the SDK still builds,
+    /// queues and batches every span and aggregates every metric point, and nothing is
+    /// encoded or sent (the cost of recording, apart from the cost of OTLP).
+    pub fn dropping() -> Telemetry {
+        let batch = BatchConfigBuilder::default()
+            .with_max_queue_size(1 << 20)
+            .build();
+        Telemetry::with_exporters(Discard, batch, Discard, true)
+    }
+
+    /// The providers over `spans` (batched with `batch`) and `metrics` (every 5 s), and a
+    /// subscriber with the tracing-opentelemetry layer `init()` configures.
+    fn with_exporters(
+        spans: impl opentelemetry_sdk::trace::SpanExporter + 'static,
+        batch: opentelemetry_sdk::trace::BatchConfig,
+        metrics: impl opentelemetry_sdk::metrics::exporter::PushMetricExporter,
+        live: bool,
+    ) -> Telemetry {
         let tracer_provider = SdkTracerProvider::builder()
             .with_span_processor(
                 BatchSpanProcessor::builder(spans)
@@ -464,11 +490,6 @@ impl Telemetry {
                     .build(),
             )
             .build();
-        let metrics = opentelemetry_otlp::MetricExporter::builder()
-            .with_tonic()
-            .with_endpoint(endpoint)
-            .build()
-            .expect("metric exporter");
         let meter_provider = SdkMeterProvider::builder()
             .with_reader(
                 PeriodicReader::builder(metrics)
@@ -489,44 +510,6 @@ impl Telemetry {
             tracer_provider,
             meter_provider,
             live,
-        }
-    }
-
-    /// The same pipeline with exporters that drop what they receive: the SDK still builds,
-    /// queues and batches every span and aggregates every metric point, and nothing is
-    /// encoded or sent (the cost of recording, apart from the cost of OTLP).
-    pub fn dropping() -> Telemetry {
-        let tracer_provider = SdkTracerProvider::builder()
-            .with_span_processor(
-                BatchSpanProcessor::builder(Discard)
-                    .with_batch_config(
-                        BatchConfigBuilder::default()
-                            .with_max_queue_size(1 << 20)
-                            .build(),
-                    )
-                    .build(),
-            )
-            .build();
-        let meter_provider = SdkMeterProvider::builder()
-            .with_reader(
-                PeriodicReader::builder(Discard)
-                    .with_interval(Duration::from_secs(5))
-                    .build(),
-            )
-            .build();
-        let otel = tracing_opentelemetry::layer()
-            .with_tracer(tracer_provider.tracer(llm_gateway_otel::names::TRACING_TARGET))
-            .with_location(false)
-            .with_threads(false)
-            .with_target(false)
-            .with_tracked_inactivity(false)
-            .with_filter(EnvFilter::new("info"));
-        let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(otel));
-        Telemetry {
-            dispatch,
-            tracer_provider,
-            meter_provider,
-            live: true,
         }
     }
 

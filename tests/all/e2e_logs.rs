@@ -11,7 +11,7 @@ use llm_gateway_simulator::{Fault, Simulator};
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SimpleSpanProcessor};
 
 use crate::e2e::{addr, pipeline_dir};
-use crate::support::{chat, client, is_child, run_child};
+use crate::support::{attr_str, chat, client, is_child, run_child};
 
 /// One log record of rotel's debug log: its body, attributes and ids.
 #[derive(Debug, Default)]
@@ -146,39 +146,24 @@ async fn child_init_to_the_pipeline() {
             .build()
             .unwrap(),
     );
-    client
-        .post(sim.chat_url())
-        .json(&chat("claude-sonnet-4-6"))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
-    sim.inject(Fault::Status(503));
-    client
-        .post(sim.chat_url())
-        .json(&chat("gpt-4o"))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    for (model, fault) in [
+        ("claude-sonnet-4-6", None),
+        ("gpt-4o", Some(Fault::Status(503))),
+    ] {
+        if let Some(fault) = fault {
+            sim.inject(fault);
+        }
+        let response = client.post(sim.chat_url()).json(&chat(model)).send().await;
+        response.unwrap().bytes().await.unwrap();
+    }
     for span in spans.get_finished_spans().unwrap() {
-        let attr = |k: &str| {
-            span.attributes
-                .iter()
-                .find(|kv| kv.key.as_str() == k)
-                .map(|kv| kv.value.to_string())
-        };
-        if attr("gen_ai.operation.name").is_none() {
+        if attr_str(&span, "gen_ai.operation.name").is_none() {
             continue;
         }
         println!(
             "CALL {} {} {} {}",
-            attr("llm_gateway.request_id").unwrap_or_else(|| "-".into()),
-            attr("http.response.status_code").unwrap_or_default(),
+            attr_str(&span, "llm_gateway.request_id").unwrap_or_else(|| "-".into()),
+            attr_str(&span, "http.response.status_code").unwrap_or_default(),
             span.span_context.trace_id(),
             span.span_context.span_id()
         );
