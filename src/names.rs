@@ -34,6 +34,18 @@ pub const GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS: &str =
     "gen_ai.usage.cache_creation.input_tokens";
 /// Every `choices[].finish_reason`, as a string array.
 pub const GEN_AI_RESPONSE_FINISH_REASONS: &str = "gen_ai.response.finish_reasons";
+/// Captured content (opt-in): the request's messages, as GenAI semconv JSON
+/// (`[{"role":"user","parts":[{"type":"text","content":"..."}]}]`).
+pub const GEN_AI_INPUT_MESSAGES: &str = "gen_ai.input.messages";
+/// Captured content (opt-in): the answer's messages, one per choice, with `finish_reason`; a
+/// stream's answer is assembled from its deltas.
+pub const GEN_AI_OUTPUT_MESSAGES: &str = "gen_ai.output.messages";
+/// Captured content (opt-in): the text of the request's system messages, as JSON parts
+/// (`[{"type":"text","content":"..."}]`).
+pub const GEN_AI_SYSTEM_INSTRUCTIONS: &str = "gen_ai.system_instructions";
+/// The event (a `tracing` event, a log record through a logs bridge) that carries captured
+/// content with `EVENT_ONLY` / `SPAN_AND_EVENT`.
+pub const GEN_AI_CONTENT_EVENT: &str = "gen_ai.client.inference.operation.details";
 
 // ---- HTTP / general semantic conventions ----------------------------------------------
 /// Host of the gateway.
@@ -90,6 +102,17 @@ pub const LLM_GATEWAY_CANCELLED: &str = "llm_gateway.cancelled";
 pub const LLM_GATEWAY_RESPONSE_JSON: &str = "llm_gateway.response.json";
 /// The upstream provider's status code (the body's `llm_status_code`).
 pub const LLM_GATEWAY_LLM_STATUS_CODE: &str = "llm_gateway.llm_status_code";
+/// What the call cost in USD (double), priced at the model that served it from the rate
+/// table; absent when that model has no price or the usage is unknown, never 0 for "unknown".
+pub const LLM_GATEWAY_USAGE_COST_USD: &str = "llm_gateway.usage.cost_usd";
+/// Where the token counts come from: [`USAGE_SOURCE_REPORTED`] (the body's `usage`) or
+/// [`USAGE_SOURCE_MISSING`] (a 2xx answer, streamed or not, that ended without usage: tokens
+/// and cost are unknown).
+pub const LLM_GATEWAY_USAGE_SOURCE: &str = "llm_gateway.usage.source";
+/// `llm_gateway.usage.source` when the body reported usage.
+pub const USAGE_SOURCE_REPORTED: &str = "reported";
+/// `llm_gateway.usage.source` when a 2xx answer ended without usage.
+pub const USAGE_SOURCE_MISSING: &str = "missing";
 
 // ---- Ours: diagnosis (see `crate::diagnose`) ------------------------------------------
 /// On a failed call: the diagnosed cause, a low-cardinality label such as `auth_missing_key`,
@@ -182,18 +205,37 @@ pub const METRIC_RATE_LIMIT_REMAINING: &str = "llm_gateway.rate_limit.remaining"
 pub const METRIC_RATE_LIMIT_LIMIT: &str = "llm_gateway.rate_limit.limit";
 /// Gauge, s: `X-RateLimit-Reset`, time until the window resets (Prometheus: `llm_gateway_rate_limit_reset_seconds`).
 pub const METRIC_RATE_LIMIT_RESET: &str = "llm_gateway.rate_limit.reset";
+/// Histogram, s: a stream's time per output chunk, (end − first chunk) ÷ (chunks − 1), for
+/// streams of two chunks or more (Prometheus:
+/// `gen_ai_client_operation_time_per_output_chunk_seconds`).
+pub const METRIC_TIME_PER_OUTPUT_CHUNK: &str = "gen_ai.client.operation.time_per_output_chunk";
+/// Counter, `{USD}`: spend priced from the rate table, by requested and served model, region
+/// and `gen_ai.token.type` (`input`, `cache_read`, `cache_write`, `output`)
+/// (Prometheus: `llm_gateway_client_cost_usd_total`).
+pub const METRIC_COST: &str = "llm_gateway.client.cost_usd";
+/// Counter: 2xx answers that ended without usage (tokens and cost unknown), by model and
+/// region (Prometheus: `llm_gateway_client_usage_missing_total`).
+pub const METRIC_USAGE_MISSING: &str = "llm_gateway.client.usage.missing";
 /// Every metric name above, for tests that check dashboards against what is emitted.
-pub const METRIC_NAMES: [&str; 8] = [
+pub const METRIC_NAMES: [&str; 11] = [
     METRIC_OPERATION_DURATION,
     METRIC_TOKEN_USAGE,
     METRIC_TIME_TO_FIRST_CHUNK,
+    METRIC_TIME_PER_OUTPUT_CHUNK,
     METRIC_HTTP_CLIENT_DURATION,
     METRIC_RETRIES,
     METRIC_RATE_LIMIT_REMAINING,
     METRIC_RATE_LIMIT_LIMIT,
     METRIC_RATE_LIMIT_RESET,
+    METRIC_COST,
+    METRIC_USAGE_MISSING,
 ];
-/// Metric attribute: `input` or `output`.
+/// The model label of every instrument past the cap on distinct model values (see
+/// [`GatewayMiddlewareBuilder::max_model_labels`](crate::GatewayMiddlewareBuilder::max_model_labels));
+/// spans keep the real name.
+pub const OTHER_MODEL: &str = "_other";
+/// Metric attribute: `input` or `output` (token usage); for cost also `cache_read` and
+/// `cache_write`.
 pub const GEN_AI_TOKEN_TYPE: &str = "gen_ai.token.type";
 /// Metric attribute: why a request was re-sent (`retry_after`, `rate_limit_reset`, `backoff`).
 pub const LLM_GATEWAY_RETRY_REASON: &str = "llm_gateway.retry.reason";
