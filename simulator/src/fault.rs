@@ -70,6 +70,9 @@ pub enum Fault {
     },
     /// SSE: all chunks including the usage chunk, then a clean end without `data: [DONE]`.
     NoDone,
+    /// A normal 200 without usage: a stream ends with `data: [DONE]` but no usage chunk (what
+    /// a stream asked without usage looks like), a JSON answer has no `usage` object.
+    NoUsage,
     /// 200 success whose message content is `content_bytes` long (`a`..`z` repeated),
     /// streamed in 64 KiB frames.
     Big {
@@ -95,7 +98,7 @@ impl Fault {
     /// Accepted: `429`, `429:<secs>`, `429-date:<secs>`, `<status>`, `flat:<status>`, `auth`,
     /// `html:<status>`, `empty:<status>`, `text:<status>`, `garbage:<status>`, `truncated`,
     /// `echo-key:<status>`, `slow:<ms>`, `stall:<bytes>:<ms>`, `broken-stream:<chunks>`,
-    /// `no-done`, `big:<bytes>`, `fallback`, `json-repair-failed`. Statuses must lie in 100..=599. Keywords are
+    /// `no-done`, `no-usage`, `big:<bytes>`, `fallback`, `json-repair-failed`. Statuses must lie in 100..=599. Keywords are
     /// case-insensitive, surrounding whitespace is ignored; anything else gives `None`.
     ///
     /// ```
@@ -122,6 +125,7 @@ impl Fault {
             ("auth", 0) => Fault::Auth,
             ("truncated", 0) => Fault::TruncatedJson,
             ("no-done", 0) => Fault::NoDone,
+            ("no-usage", 0) => Fault::NoUsage,
             ("fallback", 0) => Fault::Fallback,
             ("json-repair-failed", 0) => Fault::JsonRepairFailed,
             ("429", 1) => Fault::RateLimited {
@@ -176,6 +180,7 @@ impl fmt::Display for Fault {
             } => write!(f, "stall:{after_bytes}:{delay_ms}"),
             Fault::BrokenStream { after_chunks } => write!(f, "broken-stream:{after_chunks}"),
             Fault::NoDone => f.write_str("no-done"),
+            Fault::NoUsage => f.write_str("no-usage"),
             Fault::Big { content_bytes } => write!(f, "big:{content_bytes}"),
             Fault::Fallback => f.write_str("fallback"),
             Fault::JsonRepairFailed => f.write_str("json-repair-failed"),
@@ -214,6 +219,7 @@ mod tests {
             ),
             ("broken-stream:2", Fault::BrokenStream { after_chunks: 2 }),
             ("no-done", Fault::NoDone),
+            ("no-usage", Fault::NoUsage),
             (
                 "big:1048576",
                 Fault::Big {

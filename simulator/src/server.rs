@@ -77,19 +77,22 @@ impl Provider {
             Provider::Google => ("STOP", "MAX_TOKENS"),
         }
     }
-    fn usage(self, input: u64, output: u64) -> Value {
+    /// The provider's usage shape. `cached` input tokens (a subset of `input`, as the GenAI
+    /// conventions count them) were read from the prompt cache.
+    fn usage(self, input: u64, output: u64, cached: u64) -> Value {
         let total = input.saturating_add(output);
         match self {
             Provider::OpenAi => json!({
                 "prompt_tokens": input,
                 "completion_tokens": output,
                 "total_tokens": total,
-                "prompt_tokens_details": {"cached_tokens": 0},
+                "prompt_tokens_details": {"cached_tokens": cached},
             }),
             Provider::Anthropic => json!({
                 "input_tokens": input,
                 "output_tokens": output,
                 "total_tokens": total,
+                "cache_read_input_tokens": cached,
                 "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 0},
             }),
             Provider::Google => json!({
@@ -325,15 +328,21 @@ fn answer(
         }
     }
 
+    let input = input_tokens(messages, prompt);
     let ans = Answer {
         request_id: request_id(),
         served: served.0.to_string(),
         provider: served.1,
         requested: model.to_string(),
         max_tokens,
-        input: input_tokens(messages, prompt),
+        input,
+        // `x-simulator-cached-tokens: N`: N of the input tokens came from the prompt cache.
+        cached: header_num(headers, "x-simulator-cached-tokens")
+            .unwrap_or(0)
+            .min(input),
         started,
     };
+    let without_usage = fault == Some(&Fault::NoUsage);
     let stream = obj.get("stream").and_then(Value::as_bool) == Some(true);
     let chunks = header_num(headers, "x-simulator-chunks")
         .map_or(5, |n| usize::try_from(n).unwrap_or(MAX_CHUNKS))
@@ -355,7 +364,19 @@ fn answer(
         }
         Some(Fault::NoDone) => sse(&ans, chunks, chunk_delay, SseEnd::NoDone),
         _ if stream && ans.provider == Provider::OpenAi => {
-            sse(&ans, chunks, chunk_delay, SseEnd::Done)
+            let end = if without_usage {
+                SseEnd::DoneWithoutUsage
+            } else {
+                SseEnd::Done
+            };
+            sse(&ans, chunks, chunk_delay, end)
+        }
+        _ if without_usage => {
+            let mut body = ans.json();
+            if let Some(o) = body.as_object_mut() {
+                o.remove("usage");
+            }
+            json_response(200, &body)
         }
         _ => json_response(200, &ans.json()),
     };
@@ -408,6 +429,8 @@ struct Answer {
     requested: String,
     max_tokens: u64,
     input: u64,
+    /// Input tokens read from the prompt cache (part of `input`).
+    cached: u64,
     started: Instant,
 }
 
@@ -422,7 +445,7 @@ impl Answer {
                 "message": {"role": "assistant", "content": content},
                 "finish_reason": finish,
             }],
-            "usage": self.provider.usage(self.input, output),
+            "usage": self.provider.usage(self.input, output, self.cached),
             "request": {"model": self.requested, "max_tokens": self.max_tokens},
             "response_time": elapsed.max(1),
             "llm_status_code": 200,
@@ -446,6 +469,8 @@ impl Answer {
 
 enum SseEnd {
     Done,
+    /// `[DONE]` without the usage chunk before it (a stream asked without usage).
+    DoneWithoutUsage,
     NoDone,
     Break(usize),
 }
@@ -484,6 +509,10 @@ fn sse(ans: &Answer, chunks: usize, delay_ms: u64, end: SseEnd) -> Response {
             events.truncate(after);
             true
         }
+        SseEnd::DoneWithoutUsage => {
+            events.push(Bytes::from_static(b"data: [DONE]\n\n"));
+            false
+        }
         SseEnd::Done | SseEnd::NoDone => {
             let input = ans.input;
             let output = n as u64;
@@ -497,6 +526,7 @@ fn sse(ans: &Answer, chunks: usize, delay_ms: u64, end: SseEnd) -> Response {
                     "prompt_tokens": input,
                     "completion_tokens": output,
                     "total_tokens": input.saturating_add(output),
+                    "prompt_tokens_details": {"cached_tokens": ans.cached},
                 },
             })));
             if matches!(end, SseEnd::Done) {
@@ -743,6 +773,7 @@ fn fault_response(
         | Fault::TruncatedJson
         | Fault::BrokenStream { .. }
         | Fault::NoDone
+        | Fault::NoUsage
         | Fault::Big { .. }
         | Fault::Fallback => return None,
     };
