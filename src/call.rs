@@ -11,6 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 use opentelemetry::KeyValue;
 
 use crate::classify::{classify_response, ResponseVerdictInput, TransportFailure};
+use crate::content::RequestContent;
 use crate::diagnose::{self, Diagnosis, DiagnosisInput, Finding, Severity};
 use crate::names::*;
 use crate::outcome::ResponseOutcome;
@@ -18,7 +19,7 @@ use crate::ratelimit::RateLimit;
 use crate::report::{AttemptRecord, PreflightError, ReportHandle};
 use crate::request::RequestFacts;
 use crate::telemetry::metrics::{AttemptSummary, CallSummary, MetricAttributes};
-use crate::telemetry::{self, AttemptSpans, SpanHandle, Telemetry};
+use crate::telemetry::{self, AttemptSpans, SpanHandle, Spend, Telemetry};
 
 /// What the first attempt showed, kept until it is known whether it gets a span.
 struct KeptAttempt {
@@ -47,6 +48,8 @@ pub(crate) struct CallRecorder {
     rate: RateLimit,
     /// The region's model list, looked up for a 404 when allowed.
     region_models: Option<Arc<[String]>>,
+    /// The request's captured content (content capture on).
+    content: Option<RequestContent>,
     ended: bool,
 }
 
@@ -58,9 +61,21 @@ impl CallRecorder {
         request: &reqwest::Request,
         extensions: &http::Extensions,
     ) -> CallRecorder {
-        let attributes = MetricAttributes::of(&facts);
+        let attributes = MetricAttributes::of(&facts, &telemetry.metrics.models);
         let span = telemetry::call_span(&telemetry.tracer, &facts, &attributes);
-        let report = ReportHandle::start(request, &facts, extensions);
+        let capture = telemetry.content;
+        let report = ReportHandle::start(request, &facts, extensions, capture.is_on());
+        let content = capture.is_on().then(|| {
+            let body = request.body().and_then(reqwest::Body::as_bytes);
+            let max = telemetry.max_content_bytes;
+            let content = body
+                .map(|b| crate::content::request_content(b, &facts.secrets, max))
+                .unwrap_or_default();
+            if capture.on_span() {
+                telemetry::record_content(&span, Some(&content), None);
+            }
+            content
+        });
         CallRecorder {
             facts,
             attributes,
@@ -73,6 +88,7 @@ impl CallRecorder {
             first_attempt: Mutex::new(None),
             rate: RateLimit::default(),
             region_models: None,
+            content,
             ended: false,
         }
     }
@@ -115,7 +131,13 @@ impl CallRecorder {
         self.report.finish_not_sent(diagnosis.clone());
         let err = PreflightError::new(rejected, self.report.report());
         telemetry::record_preflight_rejection(&self.span, &diagnosis, &err.to_string());
-        self.log_line(None, Some(ERROR_TYPE_PREFLIGHT), None, Some(&diagnosis));
+        self.log_line(
+            None,
+            Some(ERROR_TYPE_PREFLIGHT),
+            None,
+            Some(&diagnosis),
+            None,
+        );
         self.ended = true;
         reqwest_middleware::Error::middleware(err)
     }
@@ -272,6 +294,7 @@ impl CallRecorder {
             Some(failure.error_type()),
             Some(&message),
             diagnosis.as_ref(),
+            None,
         );
         self.report
             .finish_transport(failure.error_type(), diagnosis);
@@ -306,7 +329,15 @@ impl CallRecorder {
             json: outcome.json,
             end: outcome.end,
         });
-        telemetry::record_outcome(&self.span, &outcome, self.facts.stream, error_type.as_ref());
+        let spend = self.spend(&outcome, error_type.is_some());
+        telemetry::record_outcome(
+            &self.span,
+            &outcome,
+            self.facts.stream,
+            error_type.as_ref(),
+            spend.0,
+        );
+        self.record_content(&outcome);
         let diagnosis = diagnose::diagnose(&DiagnosisInput::of_outcome(
             &self.facts,
             &outcome,
@@ -319,6 +350,7 @@ impl CallRecorder {
             error_type.as_deref(),
             outcome.error_message.as_deref(),
             diagnosis.as_ref(),
+            spend.0.cost_usd,
         );
         self.report
             .finish_response(&outcome, error_type.as_deref(), diagnosis);
@@ -328,9 +360,70 @@ impl CallRecorder {
             status: Some(outcome.status),
             error_type: error_type.as_deref(),
             duration: self.started.elapsed(),
+            cost: spend.1.as_ref(),
+            usage_missing: spend.0.source == Some(USAGE_SOURCE_MISSING),
         });
         self.span.end();
         self.ended = true;
+    }
+
+    /// Where the usage came from and what it cost: a 2xx answer reports usage, or it is
+    /// missing when the body ended without one (a dropped body or a failure says nothing);
+    /// the cost is priced at the model that served the call.
+    fn spend(
+        &self,
+        outcome: &ResponseOutcome,
+        failed: bool,
+    ) -> (Spend, Option<crate::price::Cost>) {
+        let usage = &outcome.facts.usage;
+        let reported = usage.input_tokens.is_some() || usage.output_tokens.is_some();
+        let success = (200..300).contains(&outcome.status);
+        let source = if reported {
+            Some(USAGE_SOURCE_REPORTED)
+        } else if success && !failed && outcome.read_to_end() {
+            Some(USAGE_SOURCE_MISSING)
+        } else {
+            None
+        };
+        let prices = &self.telemetry.prices;
+        let cost = match outcome.facts.served_model() {
+            Some(model) if reported && !prices.is_empty() => prices.cost(model, usage),
+            _ => None,
+        };
+        let spend = Spend {
+            source,
+            cost_usd: cost.map(|c| c.total()),
+        };
+        (spend, cost)
+    }
+
+    /// With content capture on: the answer's messages on the span and in the event, and the
+    /// response in the report.
+    fn record_content(&self, outcome: &ResponseOutcome) {
+        let capture = self.telemetry.content;
+        if !capture.is_on() {
+            return;
+        }
+        let secrets = &self.facts.secrets;
+        let max = self.telemetry.max_content_bytes;
+        let kept = outcome.kept_body.as_deref();
+        let output = kept.and_then(|body| {
+            if outcome.streamed {
+                crate::content::output_from_sse(body, secrets, max)
+            } else {
+                crate::content::output_from_json(body, secrets, max)
+            }
+        });
+        if capture.on_span() {
+            telemetry::record_content(&self.span, None, output.as_deref());
+        }
+        if capture.on_event() {
+            telemetry::log::emit_content(&self.span, self.content.as_ref(), output.as_deref());
+        }
+        if let Some(body) = kept {
+            let text = crate::content::kept_text(body, outcome.body_bytes, secrets);
+            self.report.set_response(text);
+        }
     }
 
     /// The call's log line (see [`crate::CallLog`]): a failure when it has an `error.type`
@@ -341,6 +434,7 @@ impl CallRecorder {
         error_type: Option<&str>,
         message: Option<&str>,
         diagnosis: Option<&Diagnosis>,
+        cost_usd: Option<f64>,
     ) {
         let failed_diagnosis = diagnosis.filter(|d| d.level == diagnose::Level::Error);
         let failed = error_type.is_some() || failed_diagnosis.is_some();
@@ -366,6 +460,7 @@ impl CallRecorder {
                 cause: failed_diagnosis.map(|d| d.cause.as_str()),
                 input_tokens: facts.and_then(|f| f.usage.input_tokens),
                 output_tokens: facts.and_then(|f| f.usage.output_tokens),
+                cost_usd,
                 cancelled: outcome.filter(|o| !o.read_to_end()).map(|_| true),
             }
         });

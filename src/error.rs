@@ -10,6 +10,11 @@ impl ConfigError {
     pub(crate) fn new(message: String) -> Self {
         ConfigError(message)
     }
+
+    /// The message, without the `llm-gateway-otel configuration:` prefix.
+    pub(crate) fn message(&self) -> &str {
+        &self.0
+    }
 }
 
 impl fmt::Display for ConfigError {

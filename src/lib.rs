@@ -30,6 +30,7 @@
 
 mod call;
 mod classify;
+mod content;
 mod diagnose;
 mod error;
 #[cfg(feature = "export")]
@@ -39,6 +40,7 @@ pub mod names;
 mod observe;
 mod outcome;
 mod parse;
+mod price;
 mod ratelimit;
 mod redact;
 mod region;
@@ -49,11 +51,15 @@ mod rfc3339;
 mod telemetry;
 mod text;
 
+pub use content::ContentCapture;
 pub use diagnose::{Cause, Diagnosis, Finding, Level, PreflightMode, Severity};
 pub use error::ConfigError;
 #[cfg(feature = "export")]
 pub use export::{init, TelemetryGuard};
-pub use middleware::{GatewayMiddleware, GatewayMiddlewareBuilder, DEFAULT_ERROR_BODY_LIMIT};
+pub use middleware::{
+    GatewayMiddleware, GatewayMiddlewareBuilder, DEFAULT_ERROR_BODY_LIMIT, DEFAULT_MAX_MODEL_LABELS,
+};
+pub use price::{Prices, Rates};
 pub use region::{Region, EU_HOST, US_HOST};
 pub use report::{
     AttemptRecord, PreflightError, PreflightNote, ReportHandle, ReportSlot, SupportReport,

@@ -9,10 +9,14 @@ use http::Extensions;
 use reqwest_middleware::{Middleware, Next};
 
 use crate::call::CallRecorder;
+use crate::content::{
+    ContentCapture, DEFAULT_MAX_CONTENT_BYTES, MAX_CAPTURED_RESPONSE, MAX_CONTENT_BYTES,
+};
 use crate::diagnose::catalog::ModelCatalog;
 use crate::diagnose::{self, Finding, PreflightMode, Severity};
 use crate::error::ConfigError;
-use crate::observe;
+use crate::observe::{self, Limits};
+use crate::price::Prices;
 use crate::region::{Region, RegionMap};
 use crate::request::{GatewayMatcher, RequestFacts, RequestMatcher};
 use crate::retry::{self, Retrier, Retry};
@@ -25,6 +29,9 @@ pub const DEFAULT_ERROR_BODY_LIMIT: usize = 8 * 1024;
 
 /// Largest error-body limit accepted (the error body is read ahead up to the limit).
 pub const MAX_ERROR_BODY_LIMIT: usize = 1024 * 1024;
+
+/// Default cap on the distinct model names each instrument labels (past it: `_other`).
+pub const DEFAULT_MAX_MODEL_LABELS: usize = 100;
 
 /// The global meter provider's meter for this crate (set it, e.g. with `init()`, before
 /// building the middleware).
@@ -67,11 +74,18 @@ pub struct GatewayMiddleware {
 
 impl Default for GatewayMiddleware {
     /// The gateway's own hosts, retries on ([`Retry::default`]), pre-flight warnings,
-    /// the global meter and tracer providers.
+    /// the global meter and tracer providers, the rate table `LLM_GATEWAY_PRICES` names and
+    /// the content capture `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT` asks for.
+    ///
+    /// # Panics
+    /// When one of those two variables is wrong (an unreadable or invalid rate table, an
+    /// unknown capture mode): the message says which and why. Use
+    /// `GatewayMiddleware::builder().build()` to handle that error instead.
     fn default() -> Self {
-        GatewayMiddlewareBuilder::default()
-            .build()
-            .expect("the default configuration is valid")
+        match GatewayMiddlewareBuilder::default().build() {
+            Ok(middleware) => middleware,
+            Err(e) => panic!("{e}"),
+        }
     }
 }
 
@@ -116,9 +130,17 @@ impl Middleware for GatewayMiddleware {
         }
         let report = call.report().clone();
         let facts = Arc::clone(call.facts());
-        let (started, limit) = (call.started(), self.error_body_limit);
+        let started = call.started();
+        let limits = Limits {
+            error_body: self.error_body_limit,
+            content: self
+                .telemetry
+                .content
+                .is_on()
+                .then_some(MAX_CAPTURED_RESPONSE),
+        };
         let on_end = move |outcome| call.finished(outcome);
-        let mut response = observe::observe(response, facts, started, limit, on_end).await;
+        let mut response = observe::observe(response, facts, started, limits, on_end).await;
         response.extensions_mut().insert(report);
         Ok(response)
     }
@@ -172,6 +194,10 @@ pub struct GatewayMiddlewareBuilder {
     attempt_spans: AttemptSpans,
     preflight: PreflightMode,
     lookup_region_models: bool,
+    prices: Option<Prices>,
+    content: Option<ContentCapture>,
+    max_content_bytes: Option<usize>,
+    max_model_labels: Option<usize>,
 }
 
 impl GatewayMiddlewareBuilder {
@@ -306,6 +332,53 @@ impl GatewayMiddlewareBuilder {
         self
     }
 
+    /// The account's rate table: each call's cost goes on its span
+    /// (`llm_gateway.usage.cost_usd`) and into a counter of USD by model, region and token
+    /// type. Without it, the file `LLM_GATEWAY_PRICES` names is read at
+    /// [`build`](Self::build) (a bad file fails the build); with neither, no cost is recorded.
+    ///
+    /// ```
+    /// use llm_gateway_otel::{GatewayMiddleware, Prices, Rates};
+    /// let middleware = GatewayMiddleware::builder()
+    ///     .prices(Prices::new().model("claude-sonnet-4-6", Rates::new(3.0, 15.0).cache_read(0.3)))
+    ///     .build()
+    ///     .unwrap();
+    /// ```
+    pub fn prices(mut self, prices: Prices) -> Self {
+        self.prices = Some(prices);
+        self
+    }
+
+    /// Whether prompts and answers are recorded (off by default; see [`ContentCapture`]).
+    /// Without it, `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT` is read at
+    /// [`build`](Self::build) (an unknown value fails the build).
+    pub fn capture_content(mut self, capture: ContentCapture) -> Self {
+        self.content = Some(capture);
+        self
+    }
+
+    /// The bound of each captured content attribute, in bytes (default 16 KiB, at most
+    /// 1 MiB); longer content is cut, the cut marked.
+    pub fn max_content_bytes(mut self, bytes: usize) -> Self {
+        self.max_content_bytes = Some(bytes);
+        self
+    }
+
+    /// How many distinct model names each metric instrument labels (default 100): model
+    /// names come from request bodies, so a client sending junk names would create a series
+    /// per name. Past the cap the label is `_other`; spans keep the real name.
+    ///
+    /// ```
+    /// let middleware = llm_gateway_otel::GatewayMiddleware::builder()
+    ///     .max_model_labels(20)
+    ///     .build()
+    ///     .unwrap();
+    /// ```
+    pub fn max_model_labels(mut self, models: usize) -> Self {
+        self.max_model_labels = Some(models);
+        self
+    }
+
     /// Checks the configuration and builds the middleware.
     pub fn build(self) -> Result<GatewayMiddleware, ConfigError> {
         let error_body_limit = self.error_body_limit.unwrap_or(DEFAULT_ERROR_BODY_LIMIT);
@@ -314,7 +387,24 @@ impl GatewayMiddlewareBuilder {
                 "error_body_limit {error_body_limit} is over the maximum {MAX_ERROR_BODY_LIMIT}"
             )));
         }
+        let max_content_bytes = self.max_content_bytes.unwrap_or(DEFAULT_MAX_CONTENT_BYTES);
+        if !(64..=MAX_CONTENT_BYTES).contains(&max_content_bytes) {
+            return Err(ConfigError::new(format!(
+                "max_content_bytes {max_content_bytes} is not between 64 and {MAX_CONTENT_BYTES}"
+            )));
+        }
         self.retry.validate()?;
+        let prices = match self.prices {
+            Some(prices) => {
+                prices.validate()?;
+                prices
+            }
+            None => Prices::from_env()?.unwrap_or_default(),
+        };
+        let content = match self.content {
+            Some(content) => content,
+            None => ContentCapture::from_env()?,
+        };
         let matcher: Arc<dyn RequestMatcher> = match self.matcher {
             Some(matcher) => Arc::from(matcher),
             None => Arc::new(self.hosts),
@@ -325,8 +415,14 @@ impl GatewayMiddlewareBuilder {
             telemetry: Arc::new(Telemetry {
                 tracer: self.tracer,
                 attempt_spans: self.attempt_spans,
-                metrics: Metrics::new(&self.meter.unwrap_or_else(default_meter)),
+                metrics: Metrics::new(
+                    &self.meter.unwrap_or_else(default_meter),
+                    self.max_model_labels.unwrap_or(DEFAULT_MAX_MODEL_LABELS),
+                ),
                 log: self.call_log,
+                prices,
+                content,
+                max_content_bytes,
             }),
             retrier: self
                 .retry

@@ -177,6 +177,9 @@ pub const TRACING_TARGET: &str = "llm_gateway_otel";
 /// `llm_gateway_otel` covers it; `llm_gateway_otel::call=off` switches the lines off alone).
 pub const CALL_LOG_TARGET: &str = "llm_gateway_otel::call";
 
+/// The `tracing` target of the captured-content event ([`GEN_AI_CONTENT_EVENT`]).
+pub const CONTENT_LOG_TARGET: &str = "llm_gateway_otel::content";
+
 /// The event name of each call's log line (the OpenTelemetry log record's `EventName`).
 pub const CALL_LOG_EVENT: &str = "llm_gateway.call";
 

@@ -174,6 +174,11 @@ pub struct ResponseOutcome {
     pub body_bytes: u64,
     /// For a stream: time from sending the request to its first body bytes.
     pub time_to_first_chunk: Option<Duration>,
+    /// For a stream of two events or more read to its end: (end − first chunk) ÷ (events − 1).
+    pub time_per_output_chunk: Option<Duration>,
+    /// With content capture on, the first bytes of a 2xx body (up to the capture bound), for
+    /// the answer's messages and the support report.
+    pub kept_body: Option<Vec<u8>>,
     /// For a non-2xx: the body, bounded and redacted.
     pub error_body: Option<String>,
     /// The error message from the body (any of the gateway's shapes), redacted.

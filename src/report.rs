@@ -25,20 +25,17 @@ use serde_json::Value;
 
 use crate::diagnose::{Diagnosis, Finding, Level};
 use crate::outcome::ResponseOutcome;
-use crate::redact::{redact, REDACTED};
+use crate::redact::redact;
 use crate::request::RequestFacts;
 use crate::rfc3339::rfc3339_utc;
 
 /// Longest string kept in the reproducing payload (longer ones are cut, the cut marked).
 pub const MAX_PAYLOAD_STRING: usize = 2000;
-/// Most elements kept of an array in the reproducing payload: the first one (the system
-/// prompt, usually) and the last ones (the latest turns).
-pub const MAX_PAYLOAD_ARRAY: usize = 50;
 /// Target size of the whole reproducing payload; past it, strings are cut much shorter.
 pub const MAX_PAYLOAD_BYTES: usize = 64 * 1024;
-/// Deeper nesting than this is replaced by a marker.
-const MAX_PAYLOAD_DEPTH: usize = 32;
-/// Object keys whose values are replaced whole in the payload.
+/// With content capture on, the bound of the whole payload (then kept whole up to it) and of
+/// the response kept.
+pub const MAX_FULL_PAYLOAD_BYTES: usize = crate::content::MAX_CAPTURED_RESPONSE;
 /// One HTTP attempt of a call.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AttemptRecord {
@@ -172,10 +169,15 @@ pub struct SupportReport {
     pub attempts: Vec<AttemptRecord>,
     /// A minimal reproducing request payload: the body sent, with secrets redacted, strings
     /// cut at 2000 bytes and arrays at 50 elements (each
-    /// cut marked in place and listed in `payload_notes`).
+    /// cut marked in place and listed in `payload_notes`). With content capture on
+    /// ([`ContentCapture`](crate::ContentCapture)), the full payload, bounded at 1 MiB.
     pub payload: Option<Value>,
     /// What was cut from or could not be kept of the payload.
     pub payload_notes: Vec<String>,
+    /// With content capture on: the full response body of a 2xx answer (a stream's events as
+    /// they came), redacted, bounded at 1 MiB with the cut marked. What support asks for
+    /// with the payload and the `request_id` on a quality issue.
+    pub response: Option<String>,
 }
 
 impl SupportReport {
@@ -268,6 +270,12 @@ impl SupportReport {
         for n in &self.payload_notes {
             let _ = writeln!(t, "payload note: {n}");
         }
+        if let Some(r) = &self.response {
+            let _ = writeln!(
+                t,
+                "\nresponse (API key and key-like strings redacted):\n{r}"
+            );
+        }
         t
     }
 }
@@ -293,6 +301,9 @@ struct ReportState {
     facts: Arc<RequestFacts>,
     sent_at: SystemTime,
     body: Option<reqwest::Body>,
+    /// Content capture is on: the payload is kept whole, and the response.
+    full: bool,
+    response: Option<String>,
     outcome: &'static str,
     status: Option<u16>,
     request_id: Option<String>,
@@ -338,11 +349,14 @@ impl ReportHandle {
         request: &reqwest::Request,
         facts: &Arc<RequestFacts>,
         extensions: &http::Extensions,
+        full: bool,
     ) -> ReportHandle {
         let handle = ReportHandle(Arc::new(Mutex::new(ReportState {
             facts: Arc::clone(facts),
             sent_at: SystemTime::now(),
             body: keep_body(request),
+            full,
+            response: None,
             outcome: "in_progress",
             status: None,
             request_id: None,
@@ -369,7 +383,7 @@ impl ReportHandle {
         let st = self.lock();
         let secrets = &st.facts.secrets;
         let clean = |s: &Option<String>| s.as_deref().map(|v| redact(v, secrets).into_owned());
-        let (payload, payload_notes) = reproducing_payload(st.body.as_ref(), secrets);
+        let (payload, payload_notes) = reproducing_payload(st.body.as_ref(), secrets, st.full);
         SupportReport {
             request_id: clean(&st.request_id),
             model_requested: clean(&st.facts.model),
@@ -392,7 +406,13 @@ impl ReportHandle {
             attempts: st.attempts.clone(),
             payload,
             payload_notes,
+            response: st.response.clone(),
         }
+    }
+
+    /// The response as content capture kept it (redacted and bounded already).
+    pub(crate) fn set_response(&self, response: String) {
+        self.lock().response = Some(response);
     }
 
     /// Appends one HTTP attempt (the retry loop calls this once per attempt).
@@ -549,11 +569,19 @@ impl SupportReportExt for reqwest_middleware::Error {
     }
 }
 
-/// The request body as a bounded, redacted JSON value, and notes on what was cut.
+/// The request body as a bounded, redacted JSON value, and notes on what was cut: strings
+/// at [`MAX_PAYLOAD_STRING`] bytes and the whole at [`MAX_PAYLOAD_BYTES`], or with content
+/// capture on (`full`), the whole payload up to [`MAX_FULL_PAYLOAD_BYTES`].
 fn reproducing_payload(
     body: Option<&reqwest::Body>,
     secrets: &[String],
+    full: bool,
 ) -> (Option<Value>, Vec<String>) {
+    let (string_limit, total_limit) = if full {
+        (MAX_FULL_PAYLOAD_BYTES, MAX_FULL_PAYLOAD_BYTES)
+    } else {
+        (MAX_PAYLOAD_STRING, MAX_PAYLOAD_BYTES)
+    };
     let mut notes = Vec::new();
     let Some(bytes) = body.and_then(reqwest::Body::as_bytes) else {
         notes.push("the request body was a stream (or absent) and was not kept".to_owned());
@@ -566,124 +594,12 @@ fn reproducing_payload(
             "the request body is not JSON ({} bytes)",
             bytes.len()
         ));
-        return (
-            Some(Value::String(cut(
-                &clean,
-                MAX_PAYLOAD_STRING,
-                &mut notes,
-                "body",
-            ))),
-            notes,
-        );
+        let kept = crate::content::cut(&clean, string_limit, &mut notes, "body");
+        return (Some(Value::String(kept)), notes);
     };
-    let mut limit = MAX_PAYLOAD_STRING;
-    loop {
-        let mut n = Vec::new();
-        let bounded = bound(&value, secrets, limit, 0, "", &mut n);
-        let size = serde_json::to_string(&bounded).map_or(0, |s| s.len());
-        if size <= MAX_PAYLOAD_BYTES || limit <= 64 {
-            notes.extend(n);
-            if size > MAX_PAYLOAD_BYTES {
-                notes.push(format!("the payload is still {size} bytes after cutting"));
-            }
-            return (Some(bounded), notes);
-        }
-        limit /= 4;
-    }
-}
-
-fn bound(
-    v: &Value,
-    secrets: &[String],
-    limit: usize,
-    depth: usize,
-    path: &str,
-    notes: &mut Vec<String>,
-) -> Value {
-    if depth > MAX_PAYLOAD_DEPTH {
-        notes.push(format!(
-            "{path}: nested deeper than {MAX_PAYLOAD_DEPTH}, left out"
-        ));
-        return Value::String("…[nested too deep]".to_owned());
-    }
-    match v {
-        Value::String(s) => Value::String(cut(&redact(s, secrets), limit, notes, path)),
-        Value::Array(items) if items.len() > MAX_PAYLOAD_ARRAY => {
-            let omitted = items.len() - MAX_PAYLOAD_ARRAY;
-            notes.push(format!(
-                "{path}: {} elements, {omitted} after the first left out",
-                items.len()
-            ));
-            let mut out = Vec::with_capacity(MAX_PAYLOAD_ARRAY + 1);
-            out.push(bound(
-                &items[0],
-                secrets,
-                limit,
-                depth + 1,
-                &format!("{path}[0]"),
-                notes,
-            ));
-            out.push(Value::String(format!("…[{omitted} elements omitted]")));
-            let tail = items.len() - (MAX_PAYLOAD_ARRAY - 1);
-            for (i, item) in items.iter().enumerate().skip(tail) {
-                out.push(bound(
-                    item,
-                    secrets,
-                    limit,
-                    depth + 1,
-                    &format!("{path}[{i}]"),
-                    notes,
-                ));
-            }
-            Value::Array(out)
-        }
-        Value::Array(items) => Value::Array(
-            items
-                .iter()
-                .enumerate()
-                .map(|(i, item)| {
-                    bound(
-                        item,
-                        secrets,
-                        limit,
-                        depth + 1,
-                        &format!("{path}[{i}]"),
-                        notes,
-                    )
-                })
-                .collect(),
-        ),
-        Value::Object(map) => Value::Object(
-            map.iter()
-                .map(|(k, item)| {
-                    let key = redact(k, secrets).into_owned();
-                    let child = if path.is_empty() {
-                        key.clone()
-                    } else {
-                        format!("{path}.{key}")
-                    };
-                    let value = if crate::redact::is_secret_name(k) && !item.is_null() {
-                        Value::String(REDACTED.to_owned())
-                    } else {
-                        bound(item, secrets, limit, depth + 1, &child, notes)
-                    };
-                    (key, value)
-                })
-                .collect(),
-        ),
-        other => other.clone(),
-    }
-}
-
-/// `text` cut to at most `limit` bytes on a character boundary, the cut marked.
-fn cut(text: &str, limit: usize, notes: &mut Vec<String>, path: &str) -> String {
-    if text.len() <= limit {
-        return text.to_owned();
-    }
-    notes.push(format!("{path}: {} bytes, cut to {limit}", text.len()));
-    let mut kept = crate::text::truncate_utf8(text, limit).to_owned();
-    crate::text::mark_cut(&mut kept, text.len() as u64);
-    kept
+    let bounded =
+        crate::content::bound_value(&value, secrets, string_limit, total_limit, &mut notes);
+    (Some(bounded), notes)
 }
 
 /// The error a [`PreflightMode::FailFast`](crate::diagnose::PreflightMode::FailFast) call returns instead of sending the request (inside
@@ -751,7 +667,7 @@ mod tests {
     fn payload(body: &str, secrets: &[&str]) -> (Value, Vec<String>) {
         let body = reqwest::Body::from(body.to_owned());
         let secrets: Vec<String> = secrets.iter().map(|s| s.to_string()).collect();
-        let (v, notes) = reproducing_payload(Some(&body), &secrets);
+        let (v, notes) = reproducing_payload(Some(&body), &secrets, false);
         (v.unwrap(), notes)
     }
 
@@ -767,7 +683,7 @@ mod tests {
             !text.contains(key) && !text.contains("sk-abcdefghijklmnop"),
             "{text}"
         );
-        assert_eq!(v["api_key"], REDACTED);
+        assert_eq!(v["api_key"], crate::redact::REDACTED);
         assert_eq!(v["max_tokens"], 5, "max_tokens is not a secret");
         assert!(notes.is_empty(), "{notes:?}");
         let (v, _) = payload(r#"{"prompt":"tell plain-secret"}"#, &["plain-secret"]);
@@ -783,7 +699,11 @@ mod tests {
         let body = serde_json::json!({"model": "m", "messages": messages}).to_string();
         let (v, notes) = payload(&body, &[]);
         let kept = v["messages"].as_array().unwrap();
-        assert_eq!(kept.len(), MAX_PAYLOAD_ARRAY + 1, "first, marker, last 49");
+        assert_eq!(
+            kept.len(),
+            crate::content::MAX_ARRAY + 1,
+            "first, marker, last 49"
+        );
         assert!(kept[0]["content"].as_str().unwrap().starts_with("turn 0 "));
         assert_eq!(kept[1], "…[70 elements omitted]");
         assert!(kept[50]["content"]

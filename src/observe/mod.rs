@@ -43,6 +43,8 @@ struct Observer<F> {
     /// The first bytes of a non-2xx body, up to the limit.
     capture: Option<Vec<u8>>,
     capture_limit: usize,
+    /// With content capture on, the first bytes of a 2xx body, up to its limit.
+    kept: Option<(Vec<u8>, usize)>,
     body_bytes: u64,
     first_chunk: Option<Duration>,
     on_end: F,
@@ -53,10 +55,11 @@ impl<F: FnOnce(ResponseOutcome)> Observer<F> {
         response: &reqwest::Response,
         request: Arc<RequestFacts>,
         started: Instant,
-        error_body_limit: usize,
+        limits: Limits,
         on_end: F,
     ) -> Self {
         let status = response.status().as_u16();
+        let success = (200..300).contains(&status);
         let streamed = response
             .headers()
             .get(http::header::CONTENT_TYPE)
@@ -77,8 +80,12 @@ impl<F: FnOnce(ResponseOutcome)> Observer<F> {
             } else {
                 Parser::Json(JsonPicker::new())
             },
-            capture: (!(200..300).contains(&status)).then(Vec::new),
-            capture_limit: error_body_limit,
+            capture: (!success).then(Vec::new),
+            capture_limit: limits.error_body,
+            kept: limits
+                .content
+                .filter(|_| success)
+                .map(|limit| (Vec::new(), limit)),
             body_bytes: 0,
             first_chunk: None,
             on_end,
@@ -101,6 +108,10 @@ impl<F: FnOnce(ResponseOutcome)> Observer<F> {
             let room = self.capture_limit.saturating_sub(capture.len());
             capture.extend_from_slice(&data[..room.min(data.len())]);
         }
+        if let Some((kept, limit)) = &mut self.kept {
+            let room = limit.saturating_sub(kept.len());
+            kept.extend_from_slice(&data[..room.min(data.len())]);
+        }
     }
 
     fn capture_full(&self) -> bool {
@@ -110,6 +121,7 @@ impl<F: FnOnce(ResponseOutcome)> Observer<F> {
     }
 
     fn finish(self, end: BodyEnd) {
+        let ended = self.started.elapsed();
         let (facts, json, stream) = match self.parser {
             Parser::Json(p) => {
                 let (facts, status) = p.finish();
@@ -124,14 +136,9 @@ impl<F: FnOnce(ResponseOutcome)> Observer<F> {
                 (s.facts, None, Some(summary))
             }
         };
-        let error_body = self.capture.map(|c| {
-            let text = String::from_utf8_lossy(&c);
-            let mut body = crate::redact::redact(&text, &self.request.secrets).into_owned();
-            if self.body_bytes > c.len() as u64 {
-                crate::text::mark_cut(&mut body, self.body_bytes);
-            }
-            body
-        });
+        let error_body = self
+            .capture
+            .map(|c| crate::content::kept_text(&c, self.body_bytes, &self.request.secrets));
         let error_message = facts.error.message.as_deref().map(|m| {
             crate::redact::redact(
                 crate::text::truncate_utf8(m, MAX_ERROR_MESSAGE),
@@ -139,6 +146,13 @@ impl<F: FnOnce(ResponseOutcome)> Observer<F> {
             )
             .into_owned()
         });
+        let time_per_output_chunk = match (stream, self.first_chunk) {
+            (Some(s), Some(first)) if s.events >= 2 && end == BodyEnd::Complete => {
+                let chunks = u32::try_from(s.events - 1).unwrap_or(u32::MAX);
+                Some(ended.saturating_sub(first) / chunks)
+            }
+            _ => None,
+        };
         let outcome = ResponseOutcome {
             status: self.status,
             streamed: stream.is_some(),
@@ -147,6 +161,8 @@ impl<F: FnOnce(ResponseOutcome)> Observer<F> {
             stream,
             body_bytes: self.body_bytes,
             time_to_first_chunk: stream.and(self.first_chunk),
+            time_per_output_chunk,
+            kept_body: self.kept.map(|(kept, _)| kept),
             error_body,
             error_message,
             end,
@@ -155,20 +171,29 @@ impl<F: FnOnce(ResponseOutcome)> Observer<F> {
     }
 }
 
+/// How much of a body the observer keeps.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    /// Of a non-2xx body (read ahead).
+    pub(crate) error_body: usize,
+    /// Of a 2xx body, with content capture on (kept as it passes, never read ahead).
+    pub(crate) content: Option<usize>,
+}
+
 /// Wraps `response`'s body in the observer; `on_end` gets the outcome when the body ends,
 /// fails or is dropped. For a non-2xx answer the body is first read ahead up to
-/// `error_body_limit` (the outcome is then usually handed over right here).
+/// `limits.error_body` (the outcome is then usually handed over right here).
 pub(crate) async fn observe<F>(
     response: reqwest::Response,
     request: Arc<RequestFacts>,
     started: Instant,
-    error_body_limit: usize,
+    limits: Limits,
     on_end: F,
 ) -> reqwest::Response
 where
     F: FnOnce(ResponseOutcome) + Send + Sync + 'static,
 {
-    let mut call = Observer::new(&response, request, started, error_body_limit, on_end);
+    let mut call = Observer::new(&response, request, started, limits, on_end);
     let url = response.url().clone();
     let (mut parts, mut body) = http::Response::<reqwest::Body>::from(response).into_parts();
     restore_url(&mut parts, url);

@@ -9,7 +9,10 @@ use opentelemetry::trace::TraceContextExt as _;
 use tracing::Level;
 
 use super::SpanHandle;
-use crate::names::{CALL_LOG_EVENT, CALL_LOG_MESSAGE, CALL_LOG_TARGET};
+use crate::content::RequestContent;
+use crate::names::{
+    CALL_LOG_EVENT, CALL_LOG_MESSAGE, CALL_LOG_TARGET, CONTENT_LOG_TARGET, GEN_AI_CONTENT_EVENT,
+};
 
 /// Which finished calls get a log line, and at which level: by default INFO for a success,
 /// WARN for a failure.
@@ -79,6 +82,8 @@ pub(crate) struct LogLine<'a> {
     pub(crate) cause: Option<&'a str>,
     pub(crate) input_tokens: Option<u64>,
     pub(crate) output_tokens: Option<u64>,
+    /// What the call cost, when priced.
+    pub(crate) cost_usd: Option<f64>,
     /// `Some(true)` when the caller dropped the body before its end.
     pub(crate) cancelled: Option<bool>,
 }
@@ -126,6 +131,7 @@ pub(crate) fn emit<'a>(
                 cause = line.cause,
                 input_tokens = line.input_tokens,
                 output_tokens = line.output_tokens,
+                cost_usd = line.cost_usd,
                 cancelled = line.cancelled,
                 trace_id = trace_id,
                 span_id = span_id,
@@ -140,6 +146,30 @@ pub(crate) fn emit<'a>(
         Level::DEBUG => call_event!(Level::DEBUG),
         _ => call_event!(Level::TRACE),
     }
+}
+
+/// Emits the captured content of a finished call as the GenAI conventions' event
+/// (`gen_ai.client.inference.operation.details`, INFO, target `llm_gateway_otel::content`),
+/// a root event with the call's span as the current OpenTelemetry context, like the log line.
+pub(crate) fn emit_content(
+    span: &SpanHandle,
+    request: Option<&RequestContent>,
+    output: Option<&str>,
+) {
+    if !tracing::enabled!(target: CONTENT_LOG_TARGET, Level::INFO) {
+        return;
+    }
+    let _current = span.context().clone().attach();
+    tracing::event!(
+        name: GEN_AI_CONTENT_EVENT,
+        target: CONTENT_LOG_TARGET,
+        parent: None,
+        Level::INFO,
+        gen_ai.input.messages = request.and_then(|r| r.input.as_deref()),
+        gen_ai.system_instructions = request.and_then(|r| r.system.as_deref()),
+        gen_ai.output.messages = output,
+        "{GEN_AI_CONTENT_EVENT}"
+    );
 }
 
 /// Whether the current subscriber takes events of our target at `level`.

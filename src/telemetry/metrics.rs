@@ -5,7 +5,8 @@
 //! the builder (default: the global meter provider's `llm_gateway_otel` meter). Attribute sets
 //! stay low-cardinality: model, region, status code, error type, never a request id.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use opentelemetry::metrics::{Counter, Histogram, Meter};
@@ -13,6 +14,7 @@ use opentelemetry::KeyValue;
 
 use crate::names::*;
 use crate::outcome::ResponseOutcome;
+use crate::price::Cost;
 use crate::ratelimit::RateLimit;
 use crate::request::RequestFacts;
 
@@ -29,6 +31,10 @@ pub struct CallSummary<'a> {
     pub error_type: Option<&'a str>,
     /// From sending the request to the end of the body (or the failure).
     pub duration: Duration,
+    /// What the call cost, when it has a price and usage.
+    pub(crate) cost: Option<&'a Cost>,
+    /// A 2xx answer ended without usage.
+    pub usage_missing: bool,
 }
 
 /// What one HTTP attempt contributes to the metrics.
@@ -45,13 +51,18 @@ pub struct AttemptSummary<'a> {
 }
 
 /// The instruments.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Metrics {
     operation_duration: Histogram<f64>,
     token_usage: Histogram<u64>,
     time_to_first_chunk: Histogram<f64>,
+    time_per_output_chunk: Histogram<f64>,
     http_duration: Histogram<f64>,
     retries: Counter<u64>,
+    cost: Counter<f64>,
+    usage_missing: Counter<u64>,
+    /// The model label values each instrument may see (the cardinality cap).
+    pub(crate) models: ModelLabels,
     /// The latest rate-limit reading per model and region, which the three quota gauges
     /// observe when metrics are collected: a call updates it instead of recording three
     /// measurements.
@@ -59,8 +70,9 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// Instruments from `meter`.
-    pub fn new(meter: &Meter) -> Metrics {
+    /// Instruments from `meter`, which label at most `max_models` distinct model names
+    /// (past that, [`OTHER_MODEL`]).
+    pub fn new(meter: &Meter, max_models: usize) -> Metrics {
         let seconds = |name: &'static str, description: &'static str| {
             meter
                 .f64_histogram(name)
@@ -84,6 +96,10 @@ impl Metrics {
                 METRIC_TIME_TO_FIRST_CHUNK,
                 "Time from sending a streamed call to its first chunk",
             ),
+            time_per_output_chunk: seconds(
+                METRIC_TIME_PER_OUTPUT_CHUNK,
+                "Time per output chunk of a streamed call, after the first chunk",
+            ),
             http_duration: seconds(
                 METRIC_HTTP_CLIENT_DURATION,
                 "Duration of each HTTP attempt, from sending to the response head",
@@ -92,7 +108,19 @@ impl Metrics {
                 .u64_counter(METRIC_RETRIES)
                 .with_description("Requests re-sent to the gateway, by reason")
                 .build(),
+            cost: meter
+                .f64_counter(METRIC_COST)
+                .with_unit("{USD}")
+                .with_description(
+                    "Spend in USD, priced from the account's rate table at the model that served the call",
+                )
+                .build(),
+            usage_missing: meter
+                .u64_counter(METRIC_USAGE_MISSING)
+                .with_description("2xx answers that ended without usage: tokens and cost unknown")
+                .build(),
             quota: Quota::observed_by(meter),
+            models: ModelLabels::new(max_models),
         }
     }
 
@@ -104,7 +132,7 @@ impl Metrics {
         attrs.push(KeyValue::new(GEN_AI_OPERATION_NAME, OPERATION_CHAT));
         attrs.push(KeyValue::new(GEN_AI_PROVIDER_NAME, PROVIDER_NAME));
         if let Some(served) = call.outcome.and_then(|o| o.facts.served_model()) {
-            attrs.push(call.attributes.response_model(served));
+            attrs.push(call.attributes.response_model(served, &self.models));
         }
         if let Some(status) = call.status {
             attrs.push(KeyValue::new(HTTP_RESPONSE_STATUS_CODE, i64::from(status)));
@@ -132,6 +160,31 @@ impl Metrics {
         if let Some(ttfc) = outcome.time_to_first_chunk {
             attrs.truncate(common);
             self.time_to_first_chunk.record(ttfc.as_secs_f64(), &attrs);
+        }
+        if let Some(tpoc) = outcome.time_per_output_chunk {
+            attrs.truncate(common);
+            self.time_per_output_chunk
+                .record(tpoc.as_secs_f64(), &attrs);
+        }
+        if call.usage_missing {
+            let mut attrs = call.attributes.base(1);
+            attrs.push(KeyValue::new(
+                LLM_GATEWAY_RESPONSE_STREAMED,
+                outcome.streamed,
+            ));
+            self.usage_missing.add(1, &attrs);
+        }
+        if let (Some(cost), Some(served)) = (call.cost, outcome.facts.served_model()) {
+            let mut attrs = call.attributes.base(2);
+            attrs.push(call.attributes.response_model(served, &self.models));
+            let common = attrs.len();
+            for (kind, usd) in cost.parts() {
+                if usd > 0.0 {
+                    attrs.truncate(common);
+                    attrs.push(KeyValue::new(GEN_AI_TOKEN_TYPE, kind));
+                    self.cost.add(usd, &attrs);
+                }
+            }
         }
     }
 
@@ -165,7 +218,10 @@ impl Metrics {
         if let Some(model) = &rate.model {
             // The headers describe this model's window (it differs after a fallback).
             attrs.retain(|kv| kv.key.as_str() != GEN_AI_REQUEST_MODEL);
-            attrs.push(KeyValue::new(GEN_AI_REQUEST_MODEL, model.clone()));
+            attrs.push(KeyValue::new(
+                GEN_AI_REQUEST_MODEL,
+                self.models.label(model),
+            ));
         }
         self.quota.update(attrs, rate);
     }
@@ -273,24 +329,74 @@ impl Quota {
     }
 }
 
+/// The model names the instruments may carry as labels: the first `max` distinct ones seen,
+/// then [`OTHER_MODEL`] for any other (model names come from request bodies, so a client
+/// sending junk names would make a series per name). Spans keep the real name. The names are
+/// kept reference-counted, so a label shares one string instead of a copy per call.
+#[derive(Debug)]
+pub(crate) struct ModelLabels {
+    max: usize,
+    seen: RwLock<HashSet<Arc<str>>>,
+    other: Arc<str>,
+}
+
+impl ModelLabels {
+    pub(crate) fn new(max: usize) -> ModelLabels {
+        ModelLabels {
+            max,
+            seen: RwLock::new(HashSet::new()),
+            other: Arc::from(OTHER_MODEL),
+        }
+    }
+
+    /// The label of `model`: itself while there is room, else [`OTHER_MODEL`].
+    pub(crate) fn label(&self, model: &str) -> Arc<str> {
+        let seen = self.seen.read().unwrap_or_else(|e| e.into_inner());
+        if let Some(known) = seen.get(model) {
+            return Arc::clone(known);
+        }
+        let full = seen.len() >= self.max;
+        drop(seen);
+        if full {
+            return Arc::clone(&self.other);
+        }
+        let mut seen = self.seen.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(known) = seen.get(model) {
+            return Arc::clone(known);
+        }
+        if seen.len() >= self.max {
+            return Arc::clone(&self.other);
+        }
+        let name: Arc<str> = Arc::from(model);
+        seen.insert(Arc::clone(&name));
+        name
+    }
+}
+
 /// The attributes every instrument carries (requested model when known, and region) and the
 /// server address, built once per call. Their values are reference-counted, so each
 /// measurement shares them instead of copying strings.
 #[derive(Debug, Clone)]
 pub(crate) struct MetricAttributes {
-    model: Option<(Arc<str>, KeyValue)>,
+    /// The requested model: its label (capped) and the span's attribute (the real name,
+    /// sharing the label's string when they are the same).
+    model: Option<(KeyValue, KeyValue)>,
     region: KeyValue,
     server: KeyValue,
 }
 
 impl MetricAttributes {
-    /// The attributes of a call to `request`.
-    pub(crate) fn of(request: &RequestFacts) -> MetricAttributes {
+    /// The attributes of a call to `request`, measured by `metrics`.
+    pub(crate) fn of(request: &RequestFacts, models: &ModelLabels) -> MetricAttributes {
         MetricAttributes {
             model: request.model.as_deref().map(|m| {
-                let m: Arc<str> = Arc::from(m);
-                let kv = KeyValue::new(GEN_AI_REQUEST_MODEL, Arc::clone(&m));
-                (m, kv)
+                let label = models.label(m);
+                let span = if *label == *m {
+                    KeyValue::new(GEN_AI_REQUEST_MODEL, Arc::clone(&label))
+                } else {
+                    KeyValue::new(GEN_AI_REQUEST_MODEL, m.to_owned())
+                };
+                (KeyValue::new(GEN_AI_REQUEST_MODEL, label), span)
             }),
             region: KeyValue::new(LLM_GATEWAY_REGION, request.region.metric_value()),
             server: KeyValue::new(
@@ -300,12 +406,12 @@ impl MetricAttributes {
         }
     }
 
-    /// The requested model (when known), the region and the server address: what the call's
-    /// span starts with too, shared rather than copied.
+    /// The requested model (when known, its real name), the region and the server address:
+    /// what the call's span starts with, shared rather than copied.
     pub(crate) fn request_attributes(&self) -> impl Iterator<Item = KeyValue> + '_ {
         self.model
             .as_ref()
-            .map(|(_, model)| model.clone())
+            .map(|(_, span)| span.clone())
             .into_iter()
             .chain([self.region.clone(), self.server.clone()])
     }
@@ -313,20 +419,21 @@ impl MetricAttributes {
     /// Model and region, in a vector with room for `extra` more.
     fn base(&self, extra: usize) -> Vec<KeyValue> {
         let mut attrs = Vec::with_capacity(2 + extra);
-        if let Some((_, model)) = &self.model {
-            attrs.push(model.clone());
+        if let Some((label, _)) = &self.model {
+            attrs.push(label.clone());
         }
         attrs.push(self.region.clone());
         attrs
     }
 
-    /// `gen_ai.response.model`, sharing the requested model's value when they are the same.
-    fn response_model(&self, served: &str) -> KeyValue {
+    /// `gen_ai.response.model` as a label (capped by `models`), sharing the requested model's
+    /// value when they are the same.
+    fn response_model(&self, served: &str, models: &ModelLabels) -> KeyValue {
         match &self.model {
-            Some((requested, _)) if **requested == *served => {
-                KeyValue::new(GEN_AI_RESPONSE_MODEL, Arc::clone(requested))
+            Some((label, span)) if span.value.as_str() == served => {
+                KeyValue::new(GEN_AI_RESPONSE_MODEL, label.value.clone())
             }
-            _ => KeyValue::new(GEN_AI_RESPONSE_MODEL, served.to_owned()),
+            _ => KeyValue::new(GEN_AI_RESPONSE_MODEL, models.label(served)),
         }
     }
 }

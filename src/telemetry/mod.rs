@@ -13,9 +13,11 @@ use std::borrow::Cow;
 
 use opentelemetry::{Array, KeyValue, StringValue, Value};
 
+use crate::content::{ContentCapture, RequestContent};
 use crate::diagnose::{Diagnosis, Finding, Level};
 use crate::names::*;
 use crate::outcome::{BodyFacts, JsonStatus, ResponseOutcome};
+use crate::price::Prices;
 use crate::ratelimit::RateLimit;
 use crate::request::RequestFacts;
 use metrics::{CallSummary, MetricAttributes, Metrics};
@@ -31,6 +33,12 @@ pub(crate) struct Telemetry {
     pub(crate) metrics: Metrics,
     /// Which finished calls get a log line.
     pub(crate) log: log::CallLog,
+    /// The account's rate table (empty: no cost is recorded).
+    pub(crate) prices: Prices,
+    /// Whether message content is recorded, and where.
+    pub(crate) content: ContentCapture,
+    /// The bound of each captured attribute.
+    pub(crate) max_content_bytes: usize,
 }
 
 /// Starts the logical span of one gateway call, a child of the current context. Its start
@@ -147,6 +155,8 @@ pub(crate) fn record_transport_failure(
         status: None,
         error_type: Some(error_type),
         duration,
+        cost: None,
+        usage_missing: false,
     });
 }
 
@@ -179,19 +189,35 @@ pub(crate) fn record_response_head(call: &SpanHandle, status: u16, rate: &RateLi
     call.set_all(attributes);
 }
 
+/// What the usage of a finished call came to.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Spend {
+    /// `llm_gateway.usage.source`: reported, missing, or nothing to say (an error answer).
+    pub(crate) source: Option<&'static str>,
+    /// `llm_gateway.usage.cost_usd`, when the served model has a price and usage is known.
+    pub(crate) cost_usd: Option<f64>,
+}
+
 /// Records everything the body showed, and the verdict, when the body ends (or is dropped).
 pub(crate) fn record_outcome(
     call: &SpanHandle,
     o: &ResponseOutcome,
     requested_stream: bool,
     error_type: Option<&Cow<'static, str>>,
+    spend: Spend,
 ) {
     if !call.is_recording() {
         return;
     }
-    let mut a = Vec::with_capacity(16);
+    let mut a = Vec::with_capacity(18);
     push_body_facts(&mut a, &o.facts);
     push_body_extras(&mut a, o, requested_stream);
+    if let Some(source) = spend.source {
+        a.push(KeyValue::new(LLM_GATEWAY_USAGE_SOURCE, source));
+    }
+    if let Some(cost) = spend.cost_usd {
+        a.push(KeyValue::new(LLM_GATEWAY_USAGE_COST_USD, cost));
+    }
     if let Some(error_type) = error_type {
         a.push(KeyValue::new(ERROR_TYPE, error_type.clone()));
         let description = o.error_message.as_deref().unwrap_or(error_type.as_ref());
@@ -285,6 +311,31 @@ fn push_body_extras(a: &mut Vec<KeyValue>, o: &ResponseOutcome, requested_stream
     if let Some(message) = &o.error_message {
         a.push(KeyValue::new(LLM_GATEWAY_ERROR_MESSAGE, message.clone()));
     }
+}
+
+/// Records captured content on the call's span: the request's messages and system
+/// instructions when the call starts, the answer's messages when it ends.
+pub(crate) fn record_content(
+    call: &SpanHandle,
+    request: Option<&RequestContent>,
+    output: Option<&str>,
+) {
+    if !call.is_recording() {
+        return;
+    }
+    let mut a = Vec::with_capacity(3);
+    if let Some(r) = request {
+        if let Some(input) = &r.input {
+            a.push(KeyValue::new(GEN_AI_INPUT_MESSAGES, input.clone()));
+        }
+        if let Some(system) = &r.system {
+            a.push(KeyValue::new(GEN_AI_SYSTEM_INSTRUCTIONS, system.clone()));
+        }
+    }
+    if let Some(output) = output {
+        a.push(KeyValue::new(GEN_AI_OUTPUT_MESSAGES, output.to_owned()));
+    }
+    call.set_all(a);
 }
 
 /// Records what the diagnosis said: a failure's cause, fix and detail as attributes, a notice

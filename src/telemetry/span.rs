@@ -313,7 +313,11 @@ mod tests {
             .build()
             .unwrap();
         let facts = RequestFacts::read(&request, &Default::default());
-        let call = call_span(&source, &facts, &MetricAttributes::of(&facts));
+        let call = call_span(
+            &source,
+            &facts,
+            &MetricAttributes::of(&facts, &crate::telemetry::metrics::ModelLabels::new(100)),
+        );
         assert!(call.is_recording());
         attempt_span(&source, &call, &request, 0, None).end();
         call.end();

@@ -4,6 +4,7 @@
 mod bench_smoke;
 mod bodies;
 mod collector;
+mod content;
 mod dashboards;
 mod diagnosis;
 mod e2e;
@@ -19,5 +20,6 @@ mod retry_scenarios;
 mod secrets;
 mod setups;
 mod spans;
+mod spend;
 mod streaming;
 mod support;

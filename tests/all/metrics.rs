@@ -10,16 +10,16 @@ use opentelemetry_sdk::metrics::{InMemoryMetricExporter, SdkMeterProvider};
 
 use crate::support::*;
 
-struct Point {
-    attrs: Vec<KeyValue>,
+pub(crate) struct Point {
+    pub(crate) attrs: Vec<KeyValue>,
     /// Histogram count, or the counter/gauge value.
-    count: f64,
+    pub(crate) count: f64,
     /// Histogram sum, or the counter/gauge value.
-    sum: f64,
+    pub(crate) sum: f64,
 }
 
 impl Point {
-    fn has(&self, key: &str, value: &str) -> bool {
+    pub(crate) fn has(&self, key: &str, value: &str) -> bool {
         self.attrs
             .iter()
             .any(|kv| kv.key.as_str() == key && kv.value.as_str() == value)
@@ -27,7 +27,7 @@ impl Point {
 }
 
 /// The latest points of metric `name`.
-fn points(exported: &[ResourceMetrics], name: &str) -> Vec<Point> {
+pub(crate) fn points(exported: &[ResourceMetrics], name: &str) -> Vec<Point> {
     let Some(metric) = exported
         .iter()
         .rev()
@@ -61,6 +61,14 @@ fn points(exported: &[ResourceMetrics], name: &str) -> Vec<Point> {
                 attrs: attrs(&mut p.attributes()),
                 count: p.value() as f64,
                 sum: p.value() as f64,
+            })
+            .collect(),
+        AggregatedMetrics::F64(MetricData::Sum(s)) => s
+            .data_points()
+            .map(|p| Point {
+                attrs: attrs(&mut p.attributes()),
+                count: p.value(),
+                sum: p.value(),
             })
             .collect(),
         AggregatedMetrics::I64(MetricData::Gauge(g)) => g
