@@ -6,11 +6,12 @@
 //! The e2e test (`e2e.rs`) then runs the same queries against a real Prometheus.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 use std::time::Duration;
 
 use llm_gateway_otel::names::*;
 use llm_gateway_otel::retry::Retry;
-use llm_gateway_otel::{GatewayMiddleware, Region};
+use llm_gateway_otel::{GatewayMiddleware, Prices, Rates, Region};
 use llm_gateway_simulator::{Fault, Simulator};
 use opentelemetry::metrics::MeterProvider as _;
 use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData};
@@ -18,6 +19,11 @@ use opentelemetry_sdk::metrics::{InMemoryMetricExporter, SdkMeterProvider};
 
 use crate::promql::*;
 use crate::support::{chat, client};
+
+/// The generator of the dashboard and the alert rules.
+const GENERATOR: &str = "dashboards/generate.py";
+/// The one rule that is a total (all models and regions) rather than per model and region.
+const SPEND_RULE: &str = "LlmGatewaySpendOverBudget";
 
 /// One Prometheus metric family as the OTLP → Prometheus translation names it.
 #[derive(Debug)]
@@ -63,6 +69,7 @@ pub async fn emitted_families() -> BTreeMap<String, Family> {
     let middleware = GatewayMiddleware::builder()
         .gateway_host(sim.addr().to_string(), Region::US)
         .meter(provider.meter("dashboards-test"))
+        .prices(Prices::new().model("claude-sonnet-4-6", Rates::new(3.0, 15.0).cache_read(0.3)))
         .retry(
             Retry::default()
                 .backoff(Duration::from_millis(1), Duration::from_millis(5))
@@ -90,6 +97,8 @@ pub async fn emitted_families() -> BTreeMap<String, Family> {
     let mut fallback = chat("claude-sonnet-4-6");
     fallback["fallbacks"] = serde_json::json!([{"model": "claude-haiku-4-5"}]);
     send(fallback, Some("fallback")).await;
+    // A 2xx answer without usage: tokens and cost unknown, counted.
+    send(chat("claude-sonnet-4-6"), Some("no-usage")).await;
     // A 429 answered once (queued fault): retried once.
     sim.inject_for_model("gpt-4o", Fault::RateLimited { retry_after_s: 0 });
     send(chat("gpt-4o"), None).await;
@@ -366,7 +375,8 @@ async fn every_panel_is_filterable_rate_based_and_datasource_agnostic() {
         "Error share",
         "429 rate",
         "429 share",
-        "5xx",
+        "5xx per attempt",
+        "5xx rate of calls (after retries)",
         "4xx other than 429",
         "Latency",
         "Time to first chunk",
@@ -376,6 +386,12 @@ async fn every_panel_is_filterable_rate_based_and_datasource_agnostic() {
         "Retry amplification",
         "Quota headroom",
         "reset",
+        "Total spend",
+        "Spend per model",
+        "Spend by token type",
+        "Time per output chunk",
+        "Answers without usage",
+        "Share of 2xx calls without usage",
     ] {
         assert!(
             titles.iter().any(|t| t.contains(wanted)),
@@ -393,13 +409,20 @@ fn every_alert_is_a_query_and_a_threshold_with_runbook_annotations() {
         [
             "LlmGatewayHigh429Share",
             "LlmGatewayHigh5xxShare",
+            "LlmGatewayHigh5xxAttemptShare",
             "LlmGatewayRateLimitNearlyExhausted",
-            "LlmGatewayRetryAmplification"
+            "LlmGatewayRetryAmplification",
+            SPEND_RULE,
         ]
     );
     for r in &rules {
         let (query, _, _) = split_threshold(&r.expr);
         let grouping = refs(&query).grouping;
+        if r.name == SPEND_RULE {
+            // The budget is for the total spend, over all models and regions.
+            assert!(grouping.is_empty(), "{}: grouped by {grouping:?}", r.name);
+            continue;
+        }
         assert!(
             grouping.contains(&"gen_ai_request_model".to_owned())
                 && grouping.contains(&"llm_gateway_region".to_owned()),
@@ -428,13 +451,126 @@ fn every_alert_is_a_query_and_a_threshold_with_runbook_annotations() {
     }
 }
 
+/// The 5xx panels and rules say which view they show: per attempt (every 5xx the gateway
+/// sent, retried or not) or per call (after retries), side by side as the 429 panels are.
 #[test]
-fn the_dashboard_json_is_what_the_generator_writes() {
-    let Ok(out) = std::process::Command::new("python3")
-        .arg(repo_file("dashboards/generate.py"))
-        .arg("--check")
+fn the_5xx_panels_and_rules_say_which_view_they_show() {
+    let dashboard = dashboard();
+    let panels = dashboard["panels"].as_array().unwrap();
+    let panel = |prefix: &str| {
+        let found: Vec<&serde_json::Value> = panels
+            .iter()
+            .filter(|p| p["title"].as_str().unwrap_or("").starts_with(prefix))
+            .collect();
+        assert_eq!(found.len(), 1, "panels titled {prefix:?}...");
+        found[0]
+    };
+    let metrics = |p: &serde_json::Value| -> BTreeSet<String> {
+        p["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|t| refs(t["expr"].as_str().unwrap()).selectors)
+            .map(|s| s.metric)
+            .collect()
+    };
+    let attempt = panel("5xx per attempt");
+    let call = panel("5xx rate of calls (after retries)");
+    assert_eq!(
+        metrics(attempt),
+        BTreeSet::from(["http_client_request_duration_seconds_count".to_owned()])
+    );
+    assert_eq!(
+        metrics(call),
+        BTreeSet::from(["gen_ai_client_operation_duration_seconds_count".to_owned()])
+    );
+    let description = |p: &serde_json::Value| p["description"].as_str().unwrap().to_lowercase();
+    assert!(description(attempt).starts_with("per attempt"));
+    assert!(description(attempt).contains("rescued"));
+    assert!(description(call).starts_with("per call, after retries"));
+    assert_eq!(
+        attempt["gridPos"]["y"], call["gridPos"]["y"],
+        "the two 5xx views side by side"
+    );
+
+    let text = std::fs::read_to_string(repo_file(ALERTS)).unwrap();
+    let block = |name: &str| {
+        text.split("- alert: ")
+            .find(|b| b.starts_with(&format!("{name}\n")))
+            .unwrap_or_else(|| panic!("no rule {name}"))
+            .to_lowercase()
+    };
+    let per_call = block("LlmGatewayHigh5xxShare");
+    assert!(per_call.contains("per call, after retries"), "{per_call}");
+    let per_attempt = block("LlmGatewayHigh5xxAttemptShare");
+    assert!(
+        per_attempt.contains("per attempt")
+            && per_attempt.contains("including those a retry rescued"),
+        "{per_attempt}"
+    );
+}
+
+/// The spend rule's budget is set in one place, the generator's constant, and its description
+/// leads to the per-model spend panel and to how the budget is changed.
+#[test]
+fn the_spend_alert_watches_the_budget_set_in_the_generator() {
+    let generator = std::fs::read_to_string(repo_file(GENERATOR)).unwrap();
+    let budget: f64 = generator
+        .lines()
+        .find_map(|l| l.strip_prefix("SPEND_BUDGET_USD_PER_HOUR = "))
+        .expect("SPEND_BUDGET_USD_PER_HOUR in the generator")
+        .trim()
+        .parse()
+        .expect("the budget is a number");
+    let rules = alert_rules();
+    let spend = rules.iter().find(|r| r.name == SPEND_RULE).unwrap();
+    let (query, op, threshold) = split_threshold(&spend.expr);
+    assert_eq!((op.as_str(), threshold), (">", budget), "{}", spend.expr);
+    assert_eq!(
+        refs(&query)
+            .selectors
+            .iter()
+            .map(|s| s.metric.as_str())
+            .collect::<Vec<_>>(),
+        ["llm_gateway_client_cost_usd_total"]
+    );
+    assert!(query.ends_with("* 3600"), "USD per hour: {query}");
+
+    let text = std::fs::read_to_string(repo_file(ALERTS)).unwrap();
+    let block = text
+        .split("- alert: ")
+        .find(|b| b.starts_with(&format!("{SPEND_RULE}\n")))
+        .unwrap();
+    for wanted in [
+        "Spend per model (USD/h)",
+        "SPEND_BUDGET_USD_PER_HOUR",
+        "--spend-budget-usd-per-hour",
+    ] {
+        assert!(
+            block.contains(wanted),
+            "{SPEND_RULE} does not mention {wanted:?}"
+        );
+    }
+    let dashboard = dashboard();
+    assert!(
+        panel_queries(&dashboard)
+            .iter()
+            .any(|q| q.panel == "Spend per model (USD/h)"),
+        "the panel the spend rule names"
+    );
+}
+
+fn generate(dir: &Path, args: &[&str]) -> std::io::Result<std::process::Output> {
+    std::process::Command::new("python3")
+        .arg(dir.join("generate.py"))
+        .args(args)
         .output()
-    else {
+}
+
+#[test]
+fn the_dashboard_json_and_the_alert_rules_are_what_the_generator_writes() {
+    let dashboards = repo_file("dashboards");
+    let Ok(out) = generate(&dashboards, &["--check"]) else {
         eprintln!("python3 not found: generator check skipped");
         return;
     };
@@ -443,4 +579,54 @@ fn the_dashboard_json_is_what_the_generator_writes() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+
+    // `--check` covers the alert rules too: a copy of the generator next to a hand-edited
+    // threshold fails it.
+    let dir =
+        std::env::temp_dir().join(format!("llm-gateway-otel-generate-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for f in ["generate.py", "llm-gateway-overview.json", "alerts.yml"] {
+        std::fs::copy(dashboards.join(f), dir.join(f)).unwrap();
+    }
+    let alerts = dir.join("alerts.yml");
+    let committed = std::fs::read_to_string(&alerts).unwrap();
+    let edited = committed.replacen("> 1.5", "> 2", 1);
+    assert_ne!(edited, committed);
+    std::fs::write(&alerts, edited).unwrap();
+    let out = generate(&dir, &["--check"]).unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("alerts.yml"),
+        "--check missed a hand-edited alerts.yml: {stderr}"
+    );
+
+    // The budget flag changes the spend rule's threshold and nothing else.
+    let out = generate(&dir, &["--spend-budget-usd-per-hour", "25"]).unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&alerts).unwrap();
+    let rules = alert_rules_in(&text);
+    let before = alert_rules();
+    assert_eq!(rules.len(), before.len());
+    for (r, b) in rules.iter().zip(&before) {
+        assert_eq!(r.name, b.name);
+        if r.name == SPEND_RULE {
+            let (query, op, threshold) = split_threshold(&r.expr);
+            let (query_before, op_before, _) = split_threshold(&b.expr);
+            assert_eq!((query, op, threshold), (query_before, op_before, 25.0));
+        } else {
+            assert_eq!(r.expr, b.expr, "{}", r.name);
+        }
+    }
+    assert!(text.contains("budget of 25 USD"), "{text}");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("llm-gateway-overview.json")).unwrap(),
+        std::fs::read_to_string(repo_file(DASHBOARD)).unwrap()
+    );
+    let out = generate(&dir, &["--spend-budget-usd-per-hour", "-1"]).unwrap();
+    assert!(!out.status.success(), "a negative budget is refused");
+    std::fs::remove_dir_all(&dir).unwrap();
 }

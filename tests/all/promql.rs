@@ -299,10 +299,15 @@ pub struct AlertRule {
     pub expr: String,
 }
 
-/// The alert rules of `dashboards/alerts.yml` (read line by line: `- alert:` then `expr:`,
-/// inline or as a `|` block).
+/// The alert rules of `dashboards/alerts.yml`.
 pub fn alert_rules() -> Vec<AlertRule> {
     let text = std::fs::read_to_string(repo_file(ALERTS)).expect("read the alert rules");
+    alert_rules_in(&text)
+}
+
+/// The alert rules of a rule file's text (read line by line: `- alert:` then `expr:`, inline
+/// or as a `|` block).
+pub fn alert_rules_in(text: &str) -> Vec<AlertRule> {
     let lines: Vec<&str> = text.lines().collect();
     let indent = |l: &str| l.len() - l.trim_start().len();
     let mut rules = Vec::new();
