@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use llm_gateway_otel::retry::Retry;
-use llm_gateway_otel::{GatewayMiddleware, Region};
+use llm_gateway_otel::{GatewayMiddleware, Prices, Rates, Region};
 use llm_gateway_simulator::{Fault, Region as SimRegion, Simulator};
 use opentelemetry::metrics::MeterProvider as _;
 use opentelemetry::KeyValue;
@@ -213,6 +213,20 @@ async fn call(
     status
 }
 
+/// The rate table of the run (USD per 1M tokens). gpt-4.1's output is priced absurdly high
+/// (1 USD a token) so that a run of a few seconds spends more than the spend alert's budget of
+/// 10 USD per hour; gpt-5 has no price (its answers carry no usage anyway).
+fn prices() -> Prices {
+    Prices::new()
+        .model("gpt-4o", Rates::new(2.5, 10.0))
+        .model("gpt-4o-mini", Rates::new(0.15, 0.6))
+        .model("gpt-4.1", Rates::new(2.0, 1_000_000.0))
+        .model("claude-sonnet-4-6", Rates::new(3.0, 15.0))
+        .model("claude-opus-4-1", Rates::new(15.0, 75.0))
+        .model("claude-haiku-4-5", Rates::new(1.0, 5.0))
+        .model("gemini-2.5-flash", Rates::new(0.3, 2.5))
+}
+
 pub(crate) fn pipeline_dir() -> Option<std::path::PathBuf> {
     let out = Command::new("bash")
         .arg(repo_file("scripts/pipeline.sh"))
@@ -355,6 +369,7 @@ async fn every_dashboard_and_alert_query_returns_data_from_a_real_pipeline() {
         .gateway_host(us.addr().to_string(), Region::US)
         .gateway_host(eu.addr().to_string(), Region::EU)
         .meter(provider.meter("llm_gateway_otel"))
+        .prices(prices())
         .retry(
             Retry::default()
                 .max_attempts(2)
@@ -378,7 +393,10 @@ async fn every_dashboard_and_alert_query_returns_data_from_a_real_pipeline() {
         stream["stream"] = json!(true);
         let mut fallback = chat("gemini-2.5-flash");
         fallback["fallbacks"] = json!([{"model": "claude-haiku-4-5"}]);
+        let mut no_usage = chat("gpt-5");
+        no_usage["stream"] = json!(true);
         let warm: Vec<(&str, serde_json::Value, Option<&str>, u16, u64)> = vec![
+            (&us_url, no_usage, Some("no-usage"), 200, 0),
             (&us_url, chat("gpt-4o"), None, 200, 0),
             (&us_url, chat("gpt-4o"), Some("429"), 429, 1),
             (&us_url, chat("claude-sonnet-4-6"), None, 200, 0),
@@ -425,6 +443,7 @@ async fn every_dashboard_and_alert_query_returns_data_from_a_real_pipeline() {
     //   gpt-4o-mini       streamed (SSE): time to first chunk
     //   gemini-2.5-flash  every 2nd call served by the fallback claude-haiku-4-5
     //   claude-opus-4-1   every call's first attempt a 503, the retry succeeds: 2 attempts per call
+    //   gpt-5             every 4th tick a stream that ends without its usage chunk
     // EU (limit 20/min/model):
     //   claude-haiku-4-5  18 calls in sequence (19 with the warm-up): 1 of 20 left
     //   claude-sonnet-4-6 8 calls (9 with the warm-up): 11 of 20 left
@@ -440,6 +459,7 @@ async fn every_dashboard_and_alert_query_returns_data_from_a_real_pipeline() {
     plan(u64::from(EU_LIMIT) - 2, 0); // claude-haiku-4-5 (eu)
     plan((TICKS / 4) as u64, 0); // claude-sonnet-4-6 (eu)
     plan((TICKS / 2) as u64, 0); // gpt-4o (eu)
+    plan((TICKS / 4) as u64, 0); // gpt-5 (no usage)
 
     // Sequential lanes (their order matters): opus with one queued 503 per call, haiku in EU.
     {
@@ -508,6 +528,9 @@ async fn every_dashboard_and_alert_query_returns_data_from_a_real_pipeline() {
         spawn(&us_url, gemini, fault, 200);
         if i % 4 == 0 {
             spawn(&eu_url, chat("claude-sonnet-4-6"), None, 200);
+            let mut no_usage = chat("gpt-5");
+            no_usage["stream"] = json!(true);
+            spawn(&us_url, no_usage, Some("no-usage".to_owned()), 200);
         }
         if i % 2 == 0 {
             spawn(&eu_url, chat("gpt-4o"), None, 404);
@@ -633,6 +656,28 @@ async fn every_dashboard_and_alert_query_returns_data_from_a_real_pipeline() {
         "the opus 503s were rescued by a retry: not a failed call"
     );
     values_checked += 1;
+    // Every 5xx the gateway sent, per attempt: opus's 503s, which its retries cleared, too.
+    let fivexx_sent: BTreeSet<(String, String, String)> = panel("5xx per attempt")[0]
+        .iter()
+        .map(|s| {
+            let (m, r) = s.model_region();
+            (m, r, s.label("http_response_status_code").to_owned())
+        })
+        .collect();
+    assert_eq!(
+        fivexx_sent,
+        BTreeSet::from([
+            ("gpt-4.1".into(), "us".into(), "500".into()),
+            ("gpt-4.1".into(), "us".into(), "503".into()),
+            ("claude-opus-4-1".into(), "us".into(), "503".into()),
+        ])
+    );
+    let opus_503 = panel("5xx per attempt")[0]
+        .iter()
+        .find(|s| s.label("gen_ai_request_model") == "claude-opus-4-1")
+        .map(|s| s.value)
+        .unwrap();
+    values_checked += 1;
     let fourxx: BTreeSet<(String, String, String)> = panel("4xx other than 429")[0]
         .iter()
         .map(|s| {
@@ -647,7 +692,7 @@ async fn every_dashboard_and_alert_query_returns_data_from_a_real_pipeline() {
     values_checked += 1;
     // Request rate: every lane, in both regions.
     let rates = by_mr(&panel("Request rate")[0]);
-    assert_eq!(rates.len(), 9, "{rates:?}");
+    assert_eq!(rates.len(), 10, "{rates:?}");
     let total_rate: f64 = rates.values().sum();
     let overall = panel("Calls / s")[0][0].value;
     near(
@@ -664,6 +709,7 @@ async fn every_dashboard_and_alert_query_returns_data_from_a_real_pipeline() {
         (mr("claude-haiku-4-5", "eu"), EU_LIMIT as usize - 2),
         (mr("claude-sonnet-4-6", "eu"), TICKS / 4),
         (mr("gpt-4o", "eu"), TICKS / 2),
+        (mr("gpt-5", "us"), TICKS / 4),
     ] {
         let want = calls as f64 / TICKS as f64;
         near(
@@ -673,7 +719,15 @@ async fn every_dashboard_and_alert_query_returns_data_from_a_real_pipeline() {
             &format!("{key:?} rate ÷ gpt-4o-mini's"),
         );
     }
-    values_checked += 6;
+    values_checked += 7;
+    // One 503 per opus call, sent and cleared: its per-attempt 5xx rate is its call rate.
+    near(
+        opus_503 / rates[&mr("claude-opus-4-1", "us")],
+        1.0,
+        0.1,
+        "opus 503s per call",
+    );
+    values_checked += 1;
     // Latency: percentiles ordered, per model; time to first chunk for the streamed model only.
     let latency = panel("Latency");
     let p = |i: usize| -> BTreeMap<String, f64> {
@@ -700,8 +754,92 @@ async fn every_dashboard_and_alert_query_returns_data_from_a_real_pipeline() {
         .flatten()
         .map(|s| s.label("gen_ai_request_model").to_owned())
         .collect();
-    assert_eq!(ttfc, BTreeSet::from(["gpt-4o-mini".to_owned()]));
+    assert_eq!(
+        ttfc,
+        BTreeSet::from(["gpt-4o-mini".to_owned(), "gpt-5".to_owned()])
+    );
     values_checked += 1;
+    // Time per output chunk: the streams, each of several chunks sent at once.
+    let tpoc = panel("Time per output chunk");
+    let tpoc_models: BTreeSet<String> = tpoc
+        .iter()
+        .flatten()
+        .map(|s| s.label("gen_ai_request_model").to_owned())
+        .collect();
+    assert_eq!(tpoc_models, ttfc);
+    assert!(
+        tpoc.iter()
+            .flatten()
+            .all(|s| s.value > 0.0 && s.value < 0.1),
+        "{tpoc:?}"
+    );
+    values_checked += 1;
+    // Answers without usage: exactly the gpt-5 streams, all of them.
+    let missing = &panel("Answers without usage")[0];
+    assert_eq!(missing.len(), 1, "{missing:?}");
+    assert_eq!(missing[0].model_region(), mr("gpt-5", "us"));
+    assert_eq!(missing[0].label("llm_gateway_response_streamed"), "true");
+    near(
+        missing[0].value / rates[&mr("gpt-5", "us")],
+        1.0,
+        0.05,
+        "every gpt-5 answer lacked usage",
+    );
+    let missing_share = by_mr(&panel("Share of 2xx calls without usage")[0]);
+    near(missing_share[&mr("gpt-5", "us")], 1.0, 0.02, "gpt-5 share");
+    near(
+        missing_share[&mr("gpt-4o-mini", "us")],
+        0.0,
+        1e-9,
+        "mini share",
+    );
+    near(
+        missing_share[&mr("claude-haiku-4-5", "eu")],
+        0.0,
+        1e-9,
+        "haiku share",
+    );
+    values_checked += 3;
+    // Spend: per served model, from the rate table; the total is their sum.
+    let spend: BTreeMap<String, f64> = panel("Spend per model")[0]
+        .iter()
+        .map(|s| (s.label("gen_ai_response_model").to_owned(), s.value))
+        .collect();
+    assert_eq!(
+        spend.keys().cloned().collect::<BTreeSet<_>>(),
+        [
+            "gpt-4o",
+            "gpt-4o-mini",
+            "gpt-4.1",
+            "claude-sonnet-4-6",
+            "claude-opus-4-1",
+            "claude-haiku-4-5",
+            "gemini-2.5-flash",
+        ]
+        .map(str::to_owned)
+        .into(),
+        "no spend for gpt-5 (no usage) or the EU 404s"
+    );
+    let total_spend = panel("Total spend")[0][0].value;
+    near(
+        total_spend,
+        spend.values().sum(),
+        total_spend * 1e-9,
+        "total spend = sum per model",
+    );
+    // 32 opus calls at (6 × 15 + 6 × 75) / 1M and 32 mini streams at (6 × 0.15 + 5 × 0.6) / 1M.
+    near(
+        spend["claude-opus-4-1"] / spend["gpt-4o-mini"],
+        540.0 / 3.9,
+        540.0 / 3.9 * 0.05,
+        "opus spend ÷ mini spend",
+    );
+    let by_type: BTreeSet<String> = panel("Spend by token type")[0]
+        .iter()
+        .map(|s| s.label("gen_ai_token_type").to_owned())
+        .collect();
+    assert_eq!(by_type, ["input", "output"].map(str::to_owned).into());
+    values_checked += 4;
     // Tokens by type.
     let tokens: BTreeMap<(String, String), f64> = panel("Tokens")[0]
         .iter()
@@ -882,6 +1020,7 @@ async fn every_dashboard_and_alert_query_returns_data_from_a_real_pipeline() {
                 "gemini-2.5-flash",
                 "claude-opus-4-1",
                 "claude-haiku-4-5",
+                "gpt-5",
             ]
             .map(str::to_owned)
             .into(),
@@ -914,6 +1053,11 @@ async fn every_dashboard_and_alert_query_returns_data_from_a_real_pipeline() {
             "LlmGatewayHigh5xxShare" => [mr("gpt-4.1", "us")].into(),
             "LlmGatewayRateLimitNearlyExhausted" => [mr("claude-haiku-4-5", "eu")].into(),
             "LlmGatewayRetryAmplification" => [mr("claude-opus-4-1", "us")].into(),
+            "LlmGatewayHigh5xxAttemptShare" => {
+                [mr("gpt-4.1", "us"), mr("claude-opus-4-1", "us")].into()
+            }
+            // A total: one series without model or region.
+            "LlmGatewaySpendOverBudget" => [mr("", "")].into(),
             other => panic!("no expectation for alert {other}"),
         };
         assert_eq!(
