@@ -10,7 +10,8 @@
 //! a retry clears, a model not served in the EU, and a 401.
 //! With `ASSEMBLYAI_API_KEY` set (and optionally `LLM_GATEWAY_REGION=eu`) it calls the real
 //! gateway instead. Spans go to OTLP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set, otherwise
-//! they are printed readably to stdout.
+//! they are printed readably to stdout. With `LLM_GATEWAY_PRICES` naming a rate table (try
+//! `LLM_GATEWAY_PRICES=examples/prices.json`), the table shows what each call cost.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -241,11 +242,19 @@ fn print_table(spans: &[SpanData]) {
                 .any(|kv| kv.key.as_str() == GEN_AI_OPERATION_NAME)
         })
         .collect();
+    // The cost column, when a rate table was given (the middleware read LLM_GATEWAY_PRICES).
+    let priced = std::env::var_os("LLM_GATEWAY_PRICES").is_some_and(|v| !v.is_empty());
     println!("\nWhat was recorded ({} calls):", calls.len());
+    let cost_head = if priced {
+        format!("{:<12} ", "cost (USD)")
+    } else {
+        String::new()
+    };
     println!(
-        "{:<38} {:<18} {:<7} {:<24} {:<6} {:<8} error",
+        "{:<38} {:<18} {:<7} {:<24} {:<6} {:<8} {cost_head}error",
         "request_id", "model", "region", "timestamp (UTC)", "status", "attempts"
     );
+    let mut total = 0.0;
     for s in calls {
         let get = |k: &str| {
             s.attributes
@@ -265,8 +274,15 @@ fn print_table(spans: &[SpanData]) {
         if let Some(stop) = get(LLM_GATEWAY_RETRY_STOP_REASON) {
             error.push_str(&format!(" (not retried: {stop})"));
         }
+        let cost = get(LLM_GATEWAY_USAGE_COST_USD).and_then(|c| c.parse::<f64>().ok());
+        total += cost.unwrap_or(0.0);
+        let cost = match cost {
+            _ if !priced => String::new(),
+            Some(usd) => format!("{usd:<12.8} "),
+            None => format!("{:<12} ", "-"),
+        };
         println!(
-            "{:<38} {:<18} {:<7} {:<24} {:<6} {:<8} {}",
+            "{:<38} {:<18} {:<7} {:<24} {:<6} {:<8} {cost}{}",
             get(LLM_GATEWAY_REQUEST_ID).unwrap_or_else(|| "-".into()),
             get(GEN_AI_REQUEST_MODEL).unwrap_or_else(|| "-".into()),
             get(LLM_GATEWAY_REGION).unwrap_or_else(|| "-".into()),
@@ -276,6 +292,11 @@ fn print_table(spans: &[SpanData]) {
                 .and_then(|n| n.parse::<u32>().ok())
                 .map_or("-".into(), |n| (n + 1).to_string()),
             error,
+        );
+    }
+    if priced {
+        println!(
+            "Spent {total:.8} USD (a call shows `-` when its model has no price or no usage)."
         );
     }
 }
