@@ -294,8 +294,9 @@ def dashboard():
                      stack=True), 8, 8)
     L.add(timeseries("Retry amplification (attempts ÷ calls) per model and region",
                      "HTTP attempts per logical call. 1 = no retries. The gateway itself retries once with "
-                     "fallback_config.retry; a client retry on top multiplies the load.",
-                     "short", (f"{sum_rate(ATTEMPTS + '_count', BY_MR)} / {sum_rate(CALLS + '_count', BY_MR)}",
+                     "fallback_config.retry; a client retry on top multiplies the load. (A window that holds a "
+                     "call's attempts but not yet its end reads high; one without ended calls shows nothing, not +Inf.)",
+                     "short", (f"{sum_rate(ATTEMPTS + '_count', BY_MR)} / ({sum_rate(CALLS + '_count', BY_MR)} > 0)",
                                MR)), 8, 8)
     L.add(timeseries("Quota headroom (remaining ÷ limit) per model and region",
                      "X-RateLimit-Remaining ÷ X-RateLimit-Limit of the latest answer. Near 0: the next calls get 429.",

@@ -405,51 +405,27 @@ fn bound(
     };
     match v {
         Value::String(s) => Value::String(cut(&redact(s, secrets), limit, notes, path)),
-        Value::Array(items) if items.len() > MAX_ARRAY => {
+        Value::Array(items) => {
+            let element = |i: usize, notes: &mut Vec<String>| {
+                let at = format!("{path}[{i}]");
+                bound(&items[i], secrets, limit, depth + 1, &at, notes)
+            };
+            if items.len() <= MAX_ARRAY {
+                return Value::Array((0..items.len()).map(|i| element(i, notes)).collect());
+            }
             let omitted = items.len() - MAX_ARRAY;
             notes.push(format!(
                 "{path}: {} elements, {omitted} after the first left out",
                 items.len()
             ));
             let mut out = Vec::with_capacity(MAX_ARRAY + 1);
-            out.push(bound(
-                &items[0],
-                secrets,
-                limit,
-                depth + 1,
-                &format!("{path}[0]"),
-                notes,
-            ));
+            out.push(element(0, notes));
             out.push(Value::String(format!("…[{omitted} elements omitted]")));
-            let tail = items.len() - (MAX_ARRAY - 1);
-            for (i, item) in items.iter().enumerate().skip(tail) {
-                out.push(bound(
-                    item,
-                    secrets,
-                    limit,
-                    depth + 1,
-                    &format!("{path}[{i}]"),
-                    notes,
-                ));
+            for i in items.len() - (MAX_ARRAY - 1)..items.len() {
+                out.push(element(i, notes));
             }
             Value::Array(out)
         }
-        Value::Array(items) => Value::Array(
-            items
-                .iter()
-                .enumerate()
-                .map(|(i, item)| {
-                    bound(
-                        item,
-                        secrets,
-                        limit,
-                        depth + 1,
-                        &format!("{path}[{i}]"),
-                        notes,
-                    )
-                })
-                .collect(),
-        ),
         Value::Object(map) => Value::Object(
             map.iter()
                 .map(|(k, item)| {

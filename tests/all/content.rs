@@ -207,15 +207,7 @@ async fn event_only_puts_the_content_in_the_genai_event_not_on_the_span() {
             .build()
             .unwrap(),
     );
-    client
-        .post(sim.chat_url())
-        .json(&conversation("claude-sonnet-4-6"))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    send_read(&client, &sim.chat_url(), &conversation("claude-sonnet-4-6")).await;
     let spans = exporter.get_finished_spans().unwrap();
     assert_eq!(spans.len(), 1);
     assert_eq!(attr(&spans[0], GEN_AI_INPUT_MESSAGES), None);
@@ -350,15 +342,7 @@ async fn child_capture_env() {
     let capture = Capture::start();
     let sim = Simulator::start().await.unwrap();
     let client = client_for(&sim.addr().to_string(), Region::US);
-    client
-        .post(sim.chat_url())
-        .json(&conversation("claude-sonnet-4-6"))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    send_read(&client, &sim.chat_url(), &conversation("claude-sonnet-4-6")).await;
     assert!(attr(&capture.call(), GEN_AI_OUTPUT_MESSAGES).is_some());
 }
 

@@ -183,6 +183,15 @@ pub async fn simulator_without_retry() -> (Simulator, ClientWithMiddleware) {
     (sim, client)
 }
 
+/// Sends `body` to `url` and reads the answer to its end (when the call is recorded);
+/// returns the status.
+pub async fn send_read(client: &ClientWithMiddleware, url: &str, body: &serde_json::Value) -> u16 {
+    let response = client.post(url).json(body).send().await.expect("an answer");
+    let status = response.status().as_u16();
+    response.bytes().await.expect("the body");
+    status
+}
+
 pub fn chat(model: &str) -> serde_json::Value {
     serde_json::json!({
         "model": model,
