@@ -88,8 +88,9 @@ impl Provider {
                 "total_tokens": total,
                 "prompt_tokens_details": {"cached_tokens": cached},
             }),
+            // Anthropic's own counting: input_tokens is the uncached rest.
             Provider::Anthropic => json!({
-                "input_tokens": input,
+                "input_tokens": input - cached.min(input),
                 "output_tokens": output,
                 "total_tokens": total,
                 "cache_read_input_tokens": cached,

@@ -158,7 +158,8 @@ async fn sse_stream_ends_with_done_and_claude_ignores_stream() {
     assert_eq!(usage["choices"], json!([]));
     assert_eq!(
         usage["usage"],
-        json!({"prompt_tokens": 6, "completion_tokens": 3, "total_tokens": 9})
+        json!({"prompt_tokens": 6, "completion_tokens": 3, "total_tokens": 9,
+               "prompt_tokens_details": {"cached_tokens": 0}})
     );
     assert_eq!(data[4], "[DONE]");
 

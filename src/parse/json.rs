@@ -1015,18 +1015,41 @@ impl JsonPicker {
         }
     }
 
+    /// The usage in the GenAI conventions' terms, where the input count includes the tokens
+    /// read from and written to the prompt cache. OpenAI's `prompt_tokens_details.cached_tokens`
+    /// is part of the input count already. Anthropic's `cache_read_input_tokens`,
+    /// `cache_creation_input_tokens` and `cache_creation.*` are not (its `input_tokens` counts
+    /// only the uncached rest), unless `total_tokens` says they are (it equals input + output):
+    /// then they are added to the input count.
     fn sync_usage(&mut self) {
         let r = &self.raw;
         let ephemeral = match (r.ephemeral_5m, r.ephemeral_1h) {
             (None, None) => None,
             (a, b) => Some(a.unwrap_or(0).saturating_add(b.unwrap_or(0))),
         };
+        let input = r.input.or(r.prompt);
+        let output = r.output.or(r.completion);
+        let cache_read = r.cached_tokens.or(r.cache_read);
+        let cache_creation = r.cache_creation.or(ephemeral);
+        let anthropic_cache =
+            r.cached_tokens.is_none() && (r.cache_read.is_some() || cache_creation.is_some());
+        let cached = cache_read
+            .unwrap_or(0)
+            .saturating_add(cache_creation.unwrap_or(0));
+        let included = match (input, output, r.total) {
+            (Some(i), o, Some(t)) => t == i.saturating_add(o.unwrap_or(0)),
+            _ => false,
+        };
+        let input = match input {
+            Some(i) if anthropic_cache && !included => Some(i.saturating_add(cached)),
+            other => other,
+        };
         self.facts.usage = Usage {
-            input_tokens: r.input.or(r.prompt),
-            output_tokens: r.output.or(r.completion),
+            input_tokens: input,
+            output_tokens: output,
             total_tokens: r.total,
-            cache_read_input_tokens: r.cached_tokens.or(r.cache_read),
-            cache_creation_input_tokens: r.cache_creation.or(ephemeral),
+            cache_read_input_tokens: cache_read,
+            cache_creation_input_tokens: cache_creation,
         };
     }
 
@@ -1277,8 +1300,10 @@ mod tests {
 
     #[test]
     fn usage_precedence_and_cache_creation_sum() {
+        // Anthropic's input_tokens counts the uncached rest: the cache reads and writes are
+        // added, so that the input count includes them as the GenAI conventions count it.
         let (f, _) = check(ANTHROPIC_CACHE.as_bytes());
-        assert_eq!(f.usage.input_tokens, Some(5));
+        assert_eq!(f.usage.input_tokens, Some(5 + 40 + 32));
         assert_eq!(f.usage.output_tokens, Some(7));
         assert_eq!(f.usage.cache_read_input_tokens, Some(40));
         assert_eq!(f.usage.cache_creation_input_tokens, Some(32));
@@ -1300,6 +1325,21 @@ mod tests {
         assert!(!f.usage.is_empty());
         let (f, _) = check(br#"{"usage":{}}"#);
         assert!(f.usage.is_empty());
+        // OpenAI's cached_tokens are part of prompt_tokens: nothing is added.
+        let (f, _) = check(
+            br#"{"usage":{"prompt_tokens":100,"completion_tokens":5,"prompt_tokens_details":{"cached_tokens":60}}}"#,
+        );
+        assert_eq!(f.usage.input_tokens, Some(100));
+        // Anthropic-named cache fields with a total that says they are included: not added.
+        let (f, _) = check(
+            br#"{"usage":{"input_tokens":10,"output_tokens":5,"total_tokens":15,"cache_read_input_tokens":6}}"#,
+        );
+        assert_eq!(f.usage.input_tokens, Some(10));
+        // ... and with a total that says they are not (10 + 5 + 6): added.
+        let (f, _) = check(
+            br#"{"usage":{"input_tokens":10,"output_tokens":5,"total_tokens":21,"cache_read_input_tokens":6}}"#,
+        );
+        assert_eq!(f.usage.input_tokens, Some(16));
     }
 
     #[test]
