@@ -322,6 +322,9 @@ impl CallRecorder {
 
     /// The call ends here: the body ended (or was dropped) showing `outcome`.
     pub(crate) fn finished(mut self, outcome: ResponseOutcome) {
+        if (200..300).contains(&outcome.status) {
+            self.attributes.answered(&self.telemetry.metrics.models);
+        }
         let error_type = classify_response(&ResponseVerdictInput {
             status: outcome.status,
             streamed: outcome.streamed,

@@ -339,7 +339,12 @@ pub(crate) fn output_from_sse(body: &[u8], secrets: &[String], max: usize) -> Op
 /// as text, the cut marked.
 fn render(value: Value, secrets: &[String], max: usize) -> String {
     let mut notes = Vec::new();
-    let bounded = bound_value(&value, secrets, max, max, &mut notes);
+    let bounds = Bounds {
+        string: max,
+        array: MAX_ARRAY,
+        total: max,
+    };
+    let bounded = bound_value(&value, secrets, bounds, &mut notes);
     let mut text = bounded.to_string();
     if text.len() > max {
         let total = text.len() as u64;
@@ -357,21 +362,36 @@ const MAX_DEPTH: usize = 32;
 /// The shortest string budget tried before giving up on fitting a value.
 const MIN_STRING_BUDGET: usize = 64;
 
+/// How far [`bound_value`] cuts.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Bounds {
+    /// Longest string kept, in bytes (it is cut shorter when the whole does not fit).
+    pub(crate) string: usize,
+    /// Most elements kept of an array (the first and the last ones).
+    pub(crate) array: usize,
+    /// Target size of the whole JSON text, in bytes.
+    pub(crate) total: usize,
+}
+
 /// `value` redacted (known secrets, key-like tokens, values of secret-named keys) and bounded:
-/// strings cut at `string_limit` bytes, arrays at [`MAX_ARRAY`] elements, then strings cut
-/// shorter until the JSON text fits `total_limit` bytes (or the strings are down to 64
+/// strings cut at `bounds.string` bytes, arrays at `bounds.array` elements, then strings cut
+/// shorter until the JSON text fits `bounds.total` bytes (or the strings are down to 64
 /// bytes). Every cut is marked in place and described in `notes`.
 pub(crate) fn bound_value(
     value: &Value,
     secrets: &[String],
-    string_limit: usize,
-    total_limit: usize,
+    bounds: Bounds,
     notes: &mut Vec<String>,
 ) -> Value {
-    let mut limit = string_limit;
+    let total_limit = bounds.total;
+    let mut limit = bounds.string;
     loop {
         let mut n = Vec::new();
-        let bounded = bound(value, secrets, limit, 0, "", &mut n);
+        let at = Bounds {
+            string: limit,
+            ..bounds
+        };
+        let bounded = bound(value, secrets, at, 0, "", &mut n);
         let size = serde_json::to_string(&bounded).map_or(0, |s| s.len());
         if size <= total_limit || limit <= MIN_STRING_BUDGET {
             notes.extend(n);
@@ -387,7 +407,7 @@ pub(crate) fn bound_value(
 fn bound(
     v: &Value,
     secrets: &[String],
-    limit: usize,
+    bounds: Bounds,
     depth: usize,
     path: &str,
     notes: &mut Vec<String>,
@@ -404,24 +424,24 @@ fn bound(
         }
     };
     match v {
-        Value::String(s) => Value::String(cut(&redact(s, secrets), limit, notes, path)),
+        Value::String(s) => Value::String(cut(&redact(s, secrets), bounds.string, notes, path)),
         Value::Array(items) => {
             let element = |i: usize, notes: &mut Vec<String>| {
                 let at = format!("{path}[{i}]");
-                bound(&items[i], secrets, limit, depth + 1, &at, notes)
+                bound(&items[i], secrets, bounds, depth + 1, &at, notes)
             };
-            if items.len() <= MAX_ARRAY {
+            if items.len() <= bounds.array {
                 return Value::Array((0..items.len()).map(|i| element(i, notes)).collect());
             }
-            let omitted = items.len() - MAX_ARRAY;
+            let omitted = items.len() - bounds.array;
             notes.push(format!(
                 "{path}: {} elements, {omitted} after the first left out",
                 items.len()
             ));
-            let mut out = Vec::with_capacity(MAX_ARRAY + 1);
+            let mut out = Vec::with_capacity(bounds.array + 1);
             out.push(element(0, notes));
             out.push(Value::String(format!("…[{omitted} elements omitted]")));
-            for i in items.len() - (MAX_ARRAY - 1)..items.len() {
+            for i in items.len() - (bounds.array - 1)..items.len() {
                 out.push(element(i, notes));
             }
             Value::Array(out)
@@ -433,7 +453,7 @@ fn bound(
                     let value = if is_secret_name(k) && !item.is_null() {
                         Value::String(REDACTED.to_owned())
                     } else {
-                        bound(item, secrets, limit, depth + 1, &child(&key), notes)
+                        bound(item, secrets, bounds, depth + 1, &child(&key), notes)
                     };
                     (key, value)
                 })

@@ -33,6 +33,9 @@ pub const MAX_ERROR_BODY_LIMIT: usize = 1024 * 1024;
 /// Default cap on the distinct model names each instrument labels (past it: `_other`).
 pub const DEFAULT_MAX_MODEL_LABELS: usize = 100;
 
+/// Largest cap accepted on the distinct model names labelled.
+const MAX_MODEL_LABELS: usize = 10_000;
+
 /// The global meter provider's meter for this crate (set it, e.g. with `init()`, before
 /// building the middleware).
 fn default_meter() -> opentelemetry::metrics::Meter {
@@ -364,9 +367,12 @@ impl GatewayMiddlewareBuilder {
         self
     }
 
-    /// How many distinct model names each metric instrument labels (default 100): model
-    /// names come from request bodies, so a client sending junk names would create a series
-    /// per name. Past the cap the label is `_other`; spans keep the real name.
+    /// How many distinct model names each metric instrument labels (default 100, at most
+    /// 10 000; 0 labels every model `_other`): model names come from request bodies, so a
+    /// client sending junk names would create a series per name. Past the cap the label is
+    /// `_other`; spans keep the real name. Names the gateway has not answered with a 2xx take
+    /// at most half of the slots, so junk names cannot keep real models out: a real model
+    /// that arrives when those are taken is `_other` on its first attempt only.
     ///
     /// ```
     /// let middleware = llm_gateway_otel::GatewayMiddleware::builder()
@@ -393,6 +399,12 @@ impl GatewayMiddlewareBuilder {
                 "max_content_bytes {max_content_bytes} is not between 64 and {MAX_CONTENT_BYTES}"
             )));
         }
+        let max_model_labels = self.max_model_labels.unwrap_or(DEFAULT_MAX_MODEL_LABELS);
+        if max_model_labels > MAX_MODEL_LABELS {
+            return Err(ConfigError::new(format!(
+                "max_model_labels {max_model_labels} is over the maximum {MAX_MODEL_LABELS}"
+            )));
+        }
         self.retry.validate()?;
         let prices = match self.prices {
             Some(prices) => {
@@ -415,10 +427,7 @@ impl GatewayMiddlewareBuilder {
             telemetry: Arc::new(Telemetry {
                 tracer: self.tracer,
                 attempt_spans: self.attempt_spans,
-                metrics: Metrics::new(
-                    &self.meter.unwrap_or_else(default_meter),
-                    self.max_model_labels.unwrap_or(DEFAULT_MAX_MODEL_LABELS),
-                ),
+                metrics: Metrics::new(&self.meter.unwrap_or_else(default_meter), max_model_labels),
                 log: self.call_log,
                 prices,
                 content,

@@ -208,8 +208,9 @@ pub const METRIC_RATE_LIMIT_REMAINING: &str = "llm_gateway.rate_limit.remaining"
 pub const METRIC_RATE_LIMIT_LIMIT: &str = "llm_gateway.rate_limit.limit";
 /// Gauge, s: `X-RateLimit-Reset`, time until the window resets (Prometheus: `llm_gateway_rate_limit_reset_seconds`).
 pub const METRIC_RATE_LIMIT_RESET: &str = "llm_gateway.rate_limit.reset";
-/// Histogram, s: a stream's time per output chunk, (end − first chunk) ÷ (chunks − 1), for
-/// streams of two chunks or more (Prometheus:
+/// Histogram, s: a stream's time per output chunk, (end − first chunk) ÷ (chunks − 1), every
+/// SSE event a chunk (`[DONE]` too), for streams of two chunks or more read to their end
+/// (Prometheus:
 /// `gen_ai_client_operation_time_per_output_chunk_seconds`).
 pub const METRIC_TIME_PER_OUTPUT_CHUNK: &str = "gen_ai.client.operation.time_per_output_chunk";
 /// Counter, `{USD}`: spend priced from the rate table, by requested and served model, region

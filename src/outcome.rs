@@ -174,7 +174,8 @@ pub struct ResponseOutcome {
     pub body_bytes: u64,
     /// For a stream: time from sending the request to its first body bytes.
     pub time_to_first_chunk: Option<Duration>,
-    /// For a stream of two events or more read to its end: (end − first chunk) ÷ (events − 1).
+    /// For a stream of two events or more (`[DONE]` counted) read to its end:
+    /// (end − first chunk) ÷ (events − 1).
     pub time_per_output_chunk: Option<Duration>,
     /// With content capture on, the first bytes of a 2xx body (up to the capture bound), for
     /// the answer's messages and the support report.

@@ -124,11 +124,16 @@ impl Prices {
 
     /// A table from JSON: `{"models": {"<model>": {"input_per_million": …,
     /// "output_per_million": …, "cache_read_per_million": …, "cache_write_per_million": …}}}`.
-    /// Not JSON, an unknown field, a missing rate or a negative price is an error that says
-    /// where.
+    /// Not JSON, an unknown field, a missing rate, a negative price or no model at all is an
+    /// error that says where.
     pub fn from_json(text: &str) -> Result<Prices, ConfigError> {
         let file: PriceFile =
             serde_json::from_str(text).map_err(|e| ConfigError::new(format!("rate table: {e}")))?;
+        if file.models.is_empty() {
+            return Err(ConfigError::new(
+                "rate table: `models` is empty, so no call would be priced".to_owned(),
+            ));
+        }
         let prices = Prices {
             models: file.models,
         };
@@ -219,9 +224,11 @@ impl Cost {
         })
     }
 
-    /// The whole cost.
+    /// The whole cost, rounded to a millionth of a cent (10⁻¹² USD, far below any price)
+    /// so that it reads as written (`0.0001119`, not `0.00011190000000000001`).
     pub(crate) fn total(&self) -> f64 {
-        self.input + self.cache_read + self.cache_write + self.output
+        let sum = self.input + self.cache_read + self.cache_write + self.output;
+        (sum * 1e12).round() / 1e12
     }
 
     /// Each part by its `gen_ai.token.type`.
@@ -258,7 +265,11 @@ mod tests {
         assert!((c.cache_read - 600.0 * 0.3 / 1e6).abs() < 1e-15);
         assert!((c.cache_write - 100.0 * 3.75 / 1e6).abs() < 1e-15);
         assert!((c.output - 200.0 * 15.0 / 1e6).abs() < 1e-15);
-        assert!((c.total() - 0.004455).abs() < 1e-12);
+        assert_eq!(
+            c.total(),
+            0.004455,
+            "rounded to 10⁻¹² USD: reads as written"
+        );
         // Without cache rates, cached tokens cost the input rate.
         let plain = Cost::of(&Rates::new(3.0, 15.0), &usage(1000, 200, Some(600), None)).unwrap();
         assert!((plain.total() - (1000.0 * 3.0 + 200.0 * 15.0) / 1e6).abs() < 1e-15);
@@ -286,6 +297,7 @@ mod tests {
                 "output_per_million",
             ),
             (r#"{"model": {}}"#, "unknown field"),
+            (r#"{"models": {}}"#, "`models` is empty"),
             (
                 r#"{"models": {"m": {"input_per_million": "3", "output_per_million": 2}}}"#,
                 "invalid type",

@@ -8,7 +8,7 @@ pub const REDACTED: &str = "[REDACTED]";
 
 /// Whether a header or query-parameter name usually carries a secret. The name is read as
 /// words (split on anything but letters and digits): a word ending in `key` or `token`,
-/// starting with `auth`, `signature` or `credential`, the word `sig`, or one holding `secret`
+/// starting with `auth` (but `author…` other than `authoriz…`/`authoris…`), `signature` or `credential`, the word `sig`, or one holding `secret`
 /// or `passw`. Words merely containing those letters (`max_tokens`, `design`) are not secrets.
 pub fn is_secret_name(name: &str) -> bool {
     fn has(word: &[u8], part: &str) -> bool {
@@ -27,7 +27,9 @@ pub fn is_secret_name(name: &str) -> bool {
         .any(|w| {
             ends(w, "key")
                 || ends(w, "token")
+                // `auth`, `authorization` (`-isation`), `authToken`; not `author`, `authority`.
                 || starts(w, "auth")
+                    && (!starts(w, "author") || starts(w, "authoriz") || starts(w, "authoris"))
                 || starts(w, "signature")
                 || starts(w, "credential")
                 || w.eq_ignore_ascii_case(b"sig")
@@ -98,6 +100,9 @@ fn is_token_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_' || b == b'-'
 }
 
+/// Prefixes of the ids providers give completions, messages and tool calls: ids, not keys.
+const ID_PREFIXES: [&str; 6] = ["chatcmpl-", "msg_", "toolu_", "call_", "req_", "resp_"];
+
 fn is_key_like(token: &str) -> bool {
     let lower = token.to_ascii_lowercase();
     if (lower.starts_with("sk-") || lower.starts_with("sk_")) && token.len() >= 19 {
@@ -105,6 +110,7 @@ fn is_key_like(token: &str) -> bool {
     }
     token.len() >= 32
         && !is_uuid(token)
+        && !ID_PREFIXES.iter().any(|p| token.starts_with(p))
         && token.bytes().any(|b| b.is_ascii_digit())
         && token.bytes().any(|b| b.is_ascii_alphabetic())
 }
@@ -205,10 +211,14 @@ mod tests {
             "sig",
             "signature",
             "credentials",
+            "auth",
+            "authToken",
         ] {
             assert!(is_secret_name(name), "{name}");
         }
         for name in [
+            "author",
+            "authority",
             "max_tokens",
             "tokens",
             "model",
@@ -226,6 +236,26 @@ mod tests {
         let text =
             "request 5d6c0e2a-8f1b-4c3d-9e7f-0a1b2c3d4e5f failed for model claude-sonnet-4-6";
         assert_eq!(redact(text, &[]), text);
+    }
+
+    #[test]
+    fn provider_ids_are_not_keys() {
+        for id in [
+            "chatcmpl-AbC123dEf456GhI789jKl012MnO345pQ",
+            "msg_01XFDUDYJgAACzvnptvVoYEL2cb3a8fG",
+            "toolu_01A09q90qw90lq917835lq9Xyz12345",
+            "call_abc123def456ghi789jkl012mno345pq",
+        ] {
+            assert_eq!(redact(id, &[]), id);
+        }
+        // A key after such a prefix is still a key when it is one the request carried.
+        assert_eq!(
+            redact(
+                "msg_0123456789abcdef0123456789abcdef",
+                &["msg_0123456789abcdef0123456789abcdef".into()]
+            ),
+            REDACTED
+        );
     }
 }
 

@@ -577,10 +577,19 @@ fn reproducing_payload(
     secrets: &[String],
     full: bool,
 ) -> (Option<Value>, Vec<String>) {
-    let (string_limit, total_limit) = if full {
-        (MAX_FULL_PAYLOAD_BYTES, MAX_FULL_PAYLOAD_BYTES)
+    // With capture on, the payload is kept whole up to its bound: no string or array cut.
+    let bounds = if full {
+        crate::content::Bounds {
+            string: MAX_FULL_PAYLOAD_BYTES,
+            array: usize::MAX,
+            total: MAX_FULL_PAYLOAD_BYTES,
+        }
     } else {
-        (MAX_PAYLOAD_STRING, MAX_PAYLOAD_BYTES)
+        crate::content::Bounds {
+            string: MAX_PAYLOAD_STRING,
+            array: crate::content::MAX_ARRAY,
+            total: MAX_PAYLOAD_BYTES,
+        }
     };
     let mut notes = Vec::new();
     let Some(bytes) = body.and_then(reqwest::Body::as_bytes) else {
@@ -594,11 +603,10 @@ fn reproducing_payload(
             "the request body is not JSON ({} bytes)",
             bytes.len()
         ));
-        let kept = crate::content::cut(&clean, string_limit, &mut notes, "body");
+        let kept = crate::content::cut(&clean, bounds.string, &mut notes, "body");
         return (Some(Value::String(kept)), notes);
     };
-    let bounded =
-        crate::content::bound_value(&value, secrets, string_limit, total_limit, &mut notes);
+    let bounded = crate::content::bound_value(&value, secrets, bounds, &mut notes);
     (Some(bounded), notes)
 }
 

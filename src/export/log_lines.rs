@@ -7,7 +7,7 @@ use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::logs::{LogBatch, LogExporter, SdkLogRecord};
 use serde_json::{Map, Value};
 
-use crate::names::CALL_LOG_MESSAGE;
+use crate::names::{CALL_LOG_MESSAGE, GEN_AI_CONTENT_EVENT};
 use crate::rfc3339::rfc3339_utc;
 
 /// The fields of the troubleshooting page's log entry, always present in a JSON line (`null`
@@ -27,7 +27,8 @@ const LEVEL: &str = "level";
 /// Prints log records on stdout, one line each: [`readable`](Self::readable) (time, level,
 /// message, `key=value` fields, a value with spaces quoted) or [`json`](Self::json) (the
 /// gateway calls' lines only, as one JSON object each, for shops that collect only stdout:
-/// the page's six fields always, `null` when unknown, then `level`, then ours when set).
+/// the page's six fields always, `null` when unknown, then `level`, then ours when set; and
+/// the captured-content events, when content capture is on, as `{"event": …, …}`).
 #[derive(Debug, Clone, Copy)]
 pub struct CallLineExporter {
     json: bool,
@@ -48,7 +49,11 @@ impl CallLineExporter {
     pub fn render(&self, record: &SdkLogRecord) -> Option<String> {
         let message = record.body().map(text).unwrap_or_default();
         if self.json {
-            (message == CALL_LOG_MESSAGE).then(|| json_line(record))
+            match message.as_str() {
+                CALL_LOG_MESSAGE => Some(json_line(record)),
+                GEN_AI_CONTENT_EVENT => Some(content_line(record)),
+                _ => None,
+            }
         } else {
             Some(readable_line(record, &message))
         }
@@ -126,6 +131,23 @@ fn json_line(record: &SdkLogRecord) -> String {
     }
     out.push('}');
     out
+}
+
+/// A captured-content event as one JSON object: `event`, then its fields, the messages as
+/// JSON (not as strings holding JSON).
+fn content_line(record: &SdkLogRecord) -> String {
+    let mut fields = Map::new();
+    fields.insert("event".to_owned(), Value::from(GEN_AI_CONTENT_EVENT));
+    for (key, value) in record.attributes_iter() {
+        let value = match json(value) {
+            Value::String(s) if key.as_str().starts_with("gen_ai.") => {
+                serde_json::from_str(&s).unwrap_or(Value::String(s))
+            }
+            other => other,
+        };
+        fields.insert(key.as_str().to_owned(), value);
+    }
+    Value::Object(fields).to_string()
 }
 
 fn text(value: &AnyValue) -> String {

@@ -146,10 +146,13 @@ impl<F: FnOnce(ResponseOutcome)> Observer<F> {
             )
             .into_owned()
         });
+        // Every event is a chunk, `[DONE]` too: the time from the first chunk to the end of
+        // the stream spans (chunks − 1) gaps.
         let time_per_output_chunk = match (stream, self.first_chunk) {
-            (Some(s), Some(first)) if s.events >= 2 && end == BodyEnd::Complete => {
-                let chunks = u32::try_from(s.events - 1).unwrap_or(u32::MAX);
-                Some(ended.saturating_sub(first) / chunks)
+            (Some(s), Some(first)) if end == BodyEnd::Complete => {
+                let chunks = s.events + u64::from(s.done);
+                let gaps = u32::try_from(chunks.saturating_sub(1)).unwrap_or(u32::MAX);
+                (gaps > 0).then(|| ended.saturating_sub(first) / gaps)
             }
             _ => None,
         };

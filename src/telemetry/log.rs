@@ -107,10 +107,7 @@ pub(crate) fn emit<'a>(
         return;
     }
     let line = line();
-    let sc = span.context().span().span_context().clone();
-    let ids = sc.is_valid().then_some(&sc);
-    let trace_id = ids.map(|sc| tracing::field::display(sc.trace_id()));
-    let span_id = ids.map(|sc| tracing::field::display(sc.span_id()));
+    let (trace_id, span_id) = ids(span);
     let _current = span.context().clone().attach();
     macro_rules! call_event {
         ($level:expr) => {
@@ -159,6 +156,7 @@ pub(crate) fn emit_content(
     if !tracing::enabled!(target: CONTENT_LOG_TARGET, Level::INFO) {
         return;
     }
+    let (trace_id, span_id) = ids(span);
     let _current = span.context().clone().attach();
     tracing::event!(
         name: GEN_AI_CONTENT_EVENT,
@@ -168,8 +166,26 @@ pub(crate) fn emit_content(
         gen_ai.input.messages = request.and_then(|r| r.input.as_deref()),
         gen_ai.system_instructions = request.and_then(|r| r.system.as_deref()),
         gen_ai.output.messages = output,
+        trace_id = trace_id,
+        span_id = span_id,
         "{GEN_AI_CONTENT_EVENT}"
     );
+}
+
+/// The trace and span ids of `span`, as the lines print them (none for a span that is not
+/// recorded).
+fn ids(
+    span: &SpanHandle,
+) -> (
+    Option<tracing::field::DisplayValue<opentelemetry::trace::TraceId>>,
+    Option<tracing::field::DisplayValue<opentelemetry::trace::SpanId>>,
+) {
+    let sc = span.context().span().span_context().clone();
+    let valid = sc.is_valid();
+    (
+        valid.then(|| tracing::field::display(sc.trace_id())),
+        valid.then(|| tracing::field::display(sc.span_id())),
+    )
 }
 
 /// Whether the current subscriber takes events of our target at `level`.

@@ -5,7 +5,7 @@
 //! the builder (default: the global meter provider's `llm_gateway_otel` meter). Attribute sets
 //! stay low-cardinality: model, region, status code, error type, never a request id.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -132,7 +132,10 @@ impl Metrics {
         attrs.push(KeyValue::new(GEN_AI_OPERATION_NAME, OPERATION_CHAT));
         attrs.push(KeyValue::new(GEN_AI_PROVIDER_NAME, PROVIDER_NAME));
         if let Some(served) = call.outcome.and_then(|o| o.facts.served_model()) {
-            attrs.push(call.attributes.response_model(served, &self.models));
+            attrs.push(
+                call.attributes
+                    .response_model(served, call.status, &self.models),
+            );
         }
         if let Some(status) = call.status {
             attrs.push(KeyValue::new(HTTP_RESPONSE_STATUS_CODE, i64::from(status)));
@@ -176,7 +179,10 @@ impl Metrics {
         }
         if let (Some(cost), Some(served)) = (call.cost, outcome.facts.served_model()) {
             let mut attrs = call.attributes.base(2);
-            attrs.push(call.attributes.response_model(served, &self.models));
+            attrs.push(
+                call.attributes
+                    .response_model(served, call.status, &self.models),
+            );
             let common = attrs.len();
             for (kind, usd) in cost.parts() {
                 if usd > 0.0 {
@@ -329,46 +335,86 @@ impl Quota {
     }
 }
 
-/// The model names the instruments may carry as labels: the first `max` distinct ones seen,
-/// then [`OTHER_MODEL`] for any other (model names come from request bodies, so a client
-/// sending junk names would make a series per name). Spans keep the real name. The names are
-/// kept reference-counted, so a label shares one string instead of a copy per call.
+/// The model names the instruments may carry as labels: at most `max` distinct ones, then
+/// [`OTHER_MODEL`] for any other (model names come from request bodies, so a client sending
+/// junk names would make a series per name). A name the gateway has not yet answered with a
+/// 2xx ("unproven": perhaps junk, perhaps a real model's first call) may take at most half of
+/// the slots; a name it served takes a slot whenever one is free. So a burst of junk names
+/// never keeps real models out. Spans keep the real name. The names are reference-counted,
+/// so a label shares one string instead of a copy per call.
 #[derive(Debug)]
 pub(crate) struct ModelLabels {
     max: usize,
-    seen: RwLock<HashSet<Arc<str>>>,
+    names: RwLock<Names>,
     other: Arc<str>,
+}
+
+#[derive(Debug, Default)]
+struct Names {
+    /// Each name labelled, and whether the gateway has answered it with a 2xx.
+    seen: HashMap<Arc<str>, bool>,
+    /// How many of them it has not.
+    unproven: usize,
 }
 
 impl ModelLabels {
     pub(crate) fn new(max: usize) -> ModelLabels {
         ModelLabels {
             max,
-            seen: RwLock::new(HashSet::new()),
+            names: RwLock::new(Names::default()),
             other: Arc::from(OTHER_MODEL),
         }
     }
 
-    /// The label of `model`: itself while there is room, else [`OTHER_MODEL`].
+    /// Most unproven names labelled.
+    fn max_unproven(&self) -> usize {
+        self.max.div_ceil(2)
+    }
+
+    /// The label of `model` as a call starts: itself when it has a slot or gets one, else
+    /// [`OTHER_MODEL`].
     pub(crate) fn label(&self, model: &str) -> Arc<str> {
-        let seen = self.seen.read().unwrap_or_else(|e| e.into_inner());
-        if let Some(known) = seen.get(model) {
-            return Arc::clone(known);
+        self.lookup(model, false)
+    }
+
+    /// The label of `model`, which the gateway has just answered with a 2xx: it keeps its
+    /// slot for good, or takes a free one.
+    pub(crate) fn proven(&self, model: &str) -> Arc<str> {
+        self.lookup(model, true)
+    }
+
+    fn lookup(&self, model: &str, proven: bool) -> Arc<str> {
+        {
+            let names = self.names.read().unwrap_or_else(|e| e.into_inner());
+            if let Some((name, &was_proven)) = names.seen.get_key_value(model) {
+                if was_proven || !proven {
+                    return Arc::clone(name);
+                }
+            } else if names.seen.len() >= self.max
+                || !proven && names.unproven >= self.max_unproven()
+            {
+                return Arc::clone(&self.other);
+            }
         }
-        let full = seen.len() >= self.max;
-        drop(seen);
-        if full {
-            return Arc::clone(&self.other);
+        let mut names = self.names.write().unwrap_or_else(|e| e.into_inner());
+        let Names { seen, unproven } = &mut *names;
+        if let Some((name, was_proven)) =
+            seen.get_key_value(model).map(|(n, p)| (Arc::clone(n), *p))
+        {
+            if proven && !was_proven {
+                seen.insert(Arc::clone(&name), true);
+                *unproven -= 1;
+            }
+            return name;
         }
-        let mut seen = self.seen.write().unwrap_or_else(|e| e.into_inner());
-        if let Some(known) = seen.get(model) {
-            return Arc::clone(known);
-        }
-        if seen.len() >= self.max {
+        if seen.len() >= self.max || !proven && *unproven >= self.max_unproven() {
             return Arc::clone(&self.other);
         }
         let name: Arc<str> = Arc::from(model);
-        seen.insert(Arc::clone(&name));
+        seen.insert(Arc::clone(&name), proven);
+        if !proven {
+            *unproven += 1;
+        }
         name
     }
 }
@@ -426,12 +472,29 @@ impl MetricAttributes {
         attrs
     }
 
-    /// `gen_ai.response.model` as a label (capped by `models`), sharing the requested model's
-    /// value when they are the same.
-    fn response_model(&self, served: &str, models: &ModelLabels) -> KeyValue {
+    /// The gateway answered the call with a 2xx: its requested model is proven, and its label
+    /// is the model's own from now on if it was [`OTHER_MODEL`] (the call's own metrics then
+    /// carry it too).
+    pub(crate) fn answered(&mut self, models: &ModelLabels) {
+        if let Some((label, span)) = &mut self.model {
+            let real = span.value.as_str();
+            let proven = models.proven(&real);
+            if label.value.as_str() != *proven {
+                *label = KeyValue::new(GEN_AI_REQUEST_MODEL, proven);
+            }
+        }
+    }
+
+    /// `gen_ai.response.model` of an answer with `status` as a label (capped by `models`; a
+    /// model that served a 2xx is proven), sharing the requested model's value when they are
+    /// the same.
+    fn response_model(&self, served: &str, status: Option<u16>, models: &ModelLabels) -> KeyValue {
         match &self.model {
             Some((label, span)) if span.value.as_str() == served => {
                 KeyValue::new(GEN_AI_RESPONSE_MODEL, label.value.clone())
+            }
+            _ if status.is_some_and(|s| (200..300).contains(&s)) => {
+                KeyValue::new(GEN_AI_RESPONSE_MODEL, models.proven(served))
             }
             _ => KeyValue::new(GEN_AI_RESPONSE_MODEL, models.label(served)),
         }

@@ -127,7 +127,7 @@ pub(crate) fn end_attempt(
         }
         if let Some(error_type) = error_type {
             attributes.push(KeyValue::new(ERROR_TYPE, error_type.to_owned()));
-            attempt.fail(String::new());
+            attempt.fail(error_type.to_owned());
         }
         attempt.set_all(attributes);
     }

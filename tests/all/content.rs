@@ -235,6 +235,21 @@ async fn event_only_puts_the_content_in_the_genai_event_not_on_the_span() {
         "Answer in one sentence."
     );
     assert_eq!(field(GEN_AI_OUTPUT_MESSAGES)[0]["role"], "assistant");
+    // The event names the call's span, as the log line does.
+    let id = |key: &str| {
+        fields
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+    };
+    assert_eq!(
+        id("trace_id"),
+        Some(spans[0].span_context.trace_id().to_string())
+    );
+    assert_eq!(
+        id("span_id"),
+        Some(spans[0].span_context.span_id().to_string())
+    );
 }
 
 #[tokio::test]
@@ -274,6 +289,13 @@ async fn with_capture_on_the_report_of_a_success_holds_the_full_payload_response
     let long_prompt = format!("{} What is the capital of France?", "Context. ".repeat(500));
     body["messages"][1]["content"] = Value::from(long_prompt.clone());
     body["temperature"] = json!(0.2);
+    // A long conversation: every turn is kept (the minimal payload keeps 50).
+    let mut turns: Vec<Value> = (0..70)
+        .map(|i| json!({"role": if i % 2 == 0 { "user" } else { "assistant" }, "content": format!("turn {i}")}))
+        .collect();
+    turns.push(body["messages"][1].clone());
+    body["messages"][1] = json!({"role": "user", "content": "(history follows)"});
+    body["messages"].as_array_mut().unwrap().extend(turns);
     let response = client
         .post(sim.chat_url())
         .json(&body)
@@ -291,8 +313,10 @@ async fn with_capture_on_the_report_of_a_success_holds_the_full_payload_response
         answer_json["request_id"].as_str()
     );
     let payload = report.payload.clone().unwrap();
+    let kept = payload["messages"].as_array().unwrap();
+    assert_eq!(kept.len(), 73, "every message kept");
     assert_eq!(
-        payload["messages"][1]["content"],
+        kept[72]["content"],
         long_prompt.as_str(),
         "not cut at 2000 bytes"
     );
@@ -347,3 +371,48 @@ async fn child_capture_env() {
 }
 
 const CAPTURE_ENV: &str = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT";
+
+/// `init()` with `OTEL_LOGS_EXPORTER=json` (the stdout-only shops): the content event is a
+/// JSON line too, its messages as JSON, next to the call's line.
+#[test]
+fn the_content_event_is_a_json_line_with_the_json_logs_exporter() {
+    let output = run_child("content", "json_content");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let lines: Vec<Value> = stdout
+        .lines()
+        .filter_map(|l| l.find('{').map(|i| &l[i..]))
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let event = lines
+        .iter()
+        .find(|l| l["event"] == GEN_AI_CONTENT_EVENT)
+        .unwrap_or_else(|| panic!("no content event in:\n{stdout}"));
+    assert_eq!(event[GEN_AI_INPUT_MESSAGES][1]["role"], "user");
+    assert_eq!(event[GEN_AI_OUTPUT_MESSAGES][0]["role"], "assistant");
+    assert!(event["trace_id"].is_string());
+    assert!(lines.iter().any(|l| l["status_code"] == 200), "{stdout}");
+    assert!(!stdout.contains(KEY));
+}
+
+#[tokio::test]
+async fn child_json_content() {
+    if !is_child("json_content") {
+        return;
+    }
+    std::env::set_var("OTEL_TRACES_EXPORTER", "none");
+    std::env::set_var("OTEL_METRICS_EXPORTER", "none");
+    std::env::set_var("OTEL_LOGS_EXPORTER", "json");
+    let guard = llm_gateway_otel::init().expect("init");
+    let sim = Simulator::start().await.unwrap();
+    let client = client(
+        GatewayMiddleware::builder()
+            .gateway_host(sim.addr().to_string(), Region::US)
+            .capture_content(ContentCapture::EventOnly)
+            .build()
+            .unwrap(),
+    );
+    send_read(&client, &sim.chat_url(), &conversation("claude-sonnet-4-6")).await;
+    guard
+        .shutdown(std::time::Duration::from_secs(3))
+        .expect("shutdown");
+}

@@ -288,8 +288,34 @@ async fn a_5xx_that_a_retry_cleared_is_still_counted_per_attempt() {
     );
 }
 
+/// The distinct `gen_ai.request.model` values of `name`'s points, and the count of the
+/// points labelled `model`.
+fn model_labels(
+    exported: &[opentelemetry_sdk::metrics::data::ResourceMetrics],
+    name: &str,
+) -> BTreeSet<String> {
+    points(exported, name)
+        .iter()
+        .flat_map(|p| p.attrs.iter())
+        .filter(|kv| kv.key.as_str() == GEN_AI_REQUEST_MODEL)
+        .map(|kv| kv.value.as_str().into_owned())
+        .collect()
+}
+
+fn calls_of(
+    exported: &[opentelemetry_sdk::metrics::data::ResourceMetrics],
+    name: &str,
+    model: &str,
+) -> f64 {
+    points(exported, name)
+        .iter()
+        .filter(|p| p.has(GEN_AI_REQUEST_MODEL, model))
+        .map(|p| p.count)
+        .sum()
+}
+
 #[tokio::test]
-async fn three_hundred_junk_model_names_make_at_most_a_hundred_series_per_instrument() {
+async fn three_hundred_junk_model_names_neither_flood_the_metrics_nor_keep_real_models_out() {
     let bench = Bench::start(
         GatewayMiddleware::builder()
             .retry(Retry::disabled())
@@ -302,28 +328,46 @@ async fn three_hundred_junk_model_names_make_at_most_a_hundred_series_per_instru
     for status in futures_util::future::join_all(sends).await {
         assert!((400..500).contains(&status), "{status}");
     }
-    // The metrics see 100 distinct names (sonnet and 99 junk ones) and `_other`.
+    // Real models after the junk: labelled by their names (from the first answer on).
+    let real = ["gemini-2.5-flash", "gpt-4o-mini", "claude-haiku-4-5"];
+    for _ in 0..2 {
+        for model in real {
+            assert_eq!(bench.send(chat(model), &[]).await, 200);
+        }
+    }
     let exported = bench.metrics();
+    // Names never answered with a 2xx hold at most half of the 100 slots: sonnet, 50 junk
+    // names, the three real ones and `_other`.
     for name in [METRIC_OPERATION_DURATION, METRIC_HTTP_CLIENT_DURATION] {
-        let models: BTreeSet<String> = points(&exported, name)
-            .iter()
-            .flat_map(|p| p.attrs.iter())
-            .filter(|kv| kv.key.as_str() == GEN_AI_REQUEST_MODEL)
-            .map(|kv| kv.value.as_str().into_owned())
-            .collect();
-        assert_eq!(models.len(), 101, "{name}: {} model labels", models.len());
+        let models = model_labels(&exported, name);
+        assert_eq!(models.len(), 55, "{name}: {models:?}");
         assert!(models.contains(OTHER_MODEL) && models.contains("claude-sonnet-4-6"));
         let series = points(&exported, name).len();
         assert!(series <= 2 * 101, "{name}: {series} series");
     }
-    let others: f64 = points(&exported, METRIC_OPERATION_DURATION)
-        .iter()
-        .filter(|p| p.has(GEN_AI_REQUEST_MODEL, OTHER_MODEL))
-        .map(|p| p.count)
-        .sum();
     assert_eq!(
-        others, 201.0,
+        calls_of(&exported, METRIC_OPERATION_DURATION, OTHER_MODEL),
+        250.0,
         "every junk call past the cap is counted as _other"
+    );
+    for model in real {
+        assert_eq!(
+            calls_of(&exported, METRIC_OPERATION_DURATION, model),
+            2.0,
+            "{model}: both calls under its name"
+        );
+        assert!(
+            points(&exported, METRIC_COST)
+                .iter()
+                .any(|p| p.has(GEN_AI_REQUEST_MODEL, model) && p.has(GEN_AI_RESPONSE_MODEL, model)),
+            "{model}: its spend under its name"
+        );
+    }
+    // Only the first attempt of each real model, sent while the unproven slots were full,
+    // went to `_other`.
+    assert_eq!(
+        calls_of(&exported, METRIC_HTTP_CLIENT_DURATION, OTHER_MODEL),
+        253.0
     );
     // Every span keeps its real name.
     let names: BTreeSet<String> = bench
@@ -332,8 +376,36 @@ async fn three_hundred_junk_model_names_make_at_most_a_hundred_series_per_instru
         .iter()
         .filter_map(|s| attr_str(s, GEN_AI_REQUEST_MODEL))
         .collect();
-    assert_eq!(names.len(), 301);
+    assert_eq!(names.len(), 304);
     assert!(!names.contains(OTHER_MODEL));
+}
+
+#[tokio::test]
+async fn models_that_answer_fill_every_slot_and_the_cap_is_bounded() {
+    let bench = Bench::start(GatewayMiddleware::builder().max_model_labels(4)).await;
+    for model in [
+        "gpt-4o",
+        "gpt-4.1",
+        "gpt-4o-mini",
+        "gpt-5",
+        "gemini-2.5-pro",
+    ] {
+        assert_eq!(bench.send(chat(model), &[]).await, 200);
+    }
+    let exported = bench.metrics();
+    assert_eq!(
+        model_labels(&exported, METRIC_OPERATION_DURATION),
+        BTreeSet::from(
+            ["gpt-4o", "gpt-4.1", "gpt-4o-mini", "gpt-5", OTHER_MODEL].map(str::to_owned)
+        )
+    );
+    let err = GatewayMiddleware::builder()
+        .max_model_labels(1_000_000)
+        .build()
+        .err()
+        .expect("too many labels")
+        .to_string();
+    assert!(err.contains("max_model_labels"), "{err}");
 }
 
 #[tokio::test]
