@@ -8,7 +8,7 @@
 #
 # How: rustdoc's JSON output (`cargo rustdoc ... -Z unstable-options --output-format json`,
 # on the stable toolchain through RUSTC_BOOTSTRAP=1 given to rustdoc only (see below), with
-# default features, so `export` is on),
+# every feature on, so `export` and `redis` items are listed),
 # rendered by scripts/public_api.py: one line per public path (`pub use` re-exports followed,
 # `#[doc(hidden)]` items skipped) with its kind, and the signature of functions and methods,
 # the fields of structs, the variants of enums, the items of traits, and the trait impls of
@@ -55,7 +55,7 @@ mv "$wrapper_dir/rustdoc.tmp" "$wrapper_dir/rustdoc"
 # build cache); removing the old JSON first makes sure a failed run cannot leave a stale one.
 rm -f "$json"
 started=$SECONDS
-RUSTDOC="$wrapper_dir/rustdoc" cargo rustdoc -p llm-gateway-otel --lib --locked --quiet \
+RUSTDOC="$wrapper_dir/rustdoc" cargo rustdoc -p llm-gateway-otel --lib --locked --quiet --all-features \
     -- -Z unstable-options --output-format json
 if [[ ! -s "$json" ]]; then
     echo "public-api.sh: rustdoc wrote no $json" >&2

@@ -250,6 +250,33 @@ impl CallRecorder {
         );
     }
 
+    /// Pacing reserved the call's slot, from the shared store or the local windows, after
+    /// waiting `waited` in all.
+    pub(crate) fn paced(&self, shared: bool, waited: Duration) {
+        let source = if shared { PACING_SHARED } else { PACING_LOCAL };
+        self.span
+            .set(KeyValue::new(LLM_GATEWAY_PACING_SOURCE, source));
+        self.span.set(KeyValue::new(
+            LLM_GATEWAY_PACING_WAIT_S,
+            waited.as_secs_f64(),
+        ));
+    }
+
+    /// The shared store could not be used for `operation`; the call used its local state.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn shared_state_unavailable(&self, operation: &'static str, reason: &str) {
+        self.span.event(
+            EVENT_SHARED_QUOTA_UNAVAILABLE,
+            vec![
+                KeyValue::new(LLM_GATEWAY_SHARED_QUOTA_OPERATION, operation),
+                KeyValue::new(
+                    LLM_GATEWAY_SHARED_QUOTA_REASON,
+                    crate::text::truncate_utf8(reason, 256).to_owned(),
+                ),
+            ],
+        );
+    }
+
     /// Both the gateway and we retry (the body leaves `fallback_config.retry` on).
     pub(crate) fn gateway_retries_too(&self) {
         self.span

@@ -201,6 +201,8 @@ pub struct GatewayMiddlewareBuilder {
     content: Option<ContentCapture>,
     max_content_bytes: Option<usize>,
     max_model_labels: Option<usize>,
+    #[cfg(feature = "redis")]
+    shared_quota: Option<retry::SharedQuota>,
 }
 
 impl GatewayMiddlewareBuilder {
@@ -385,6 +387,28 @@ impl GatewayMiddlewareBuilder {
         self
     }
 
+    /// Shares the pacing windows (with [`Retry::pacing`] on) and the retry budget with every
+    /// replica through a Redis or Valkey server (feature `redis`): a replica reserves a slot
+    /// of its model's window from the store every replica sees before it sends, and the
+    /// retries of all of them stay within the budget's share. Redis away, slow or
+    /// misconfigured never fails or stalls a call: after at most the store's timeout the call
+    /// uses this process's state, says so on its span, and the store is tried again a second
+    /// later.
+    ///
+    /// ```
+    /// use llm_gateway_otel::retry::{Retry, SharedQuota};
+    /// let middleware = llm_gateway_otel::GatewayMiddleware::builder()
+    ///     .retry(Retry::default().pacing(true))
+    ///     .shared_quota(SharedQuota::new("redis://127.0.0.1:6379"))
+    ///     .build()
+    ///     .unwrap();
+    /// ```
+    #[cfg(feature = "redis")]
+    pub fn shared_quota(mut self, shared: retry::SharedQuota) -> Self {
+        self.shared_quota = Some(shared);
+        self
+    }
+
     /// Checks the configuration and builds the middleware.
     pub fn build(self) -> Result<GatewayMiddleware, ConfigError> {
         let error_body_limit = self.error_body_limit.unwrap_or(DEFAULT_ERROR_BODY_LIMIT);
@@ -421,22 +445,38 @@ impl GatewayMiddlewareBuilder {
             Some(matcher) => Arc::from(matcher),
             None => Arc::new(self.hosts),
         };
+        let meter = self.meter.unwrap_or_else(default_meter);
+        let retrier = self.retry.enabled().then(|| Retrier::new(self.retry));
+        #[cfg(feature = "redis")]
+        let retrier = match (retrier, &self.shared_quota) {
+            (Some(retrier), Some(shared)) => {
+                let unavailable = meter
+                    .u64_counter(crate::names::METRIC_SHARED_QUOTA_UNAVAILABLE)
+                    .with_description(
+                        "Operations on the shared quota store that failed or were skipped (the call used its local state)",
+                    )
+                    .build();
+                Some(retrier.with_shared(shared, unavailable)?)
+            }
+            (None, Some(_)) => return Err(ConfigError::new(
+                "shared_quota needs retries on: Retry::disabled() has no pacing or budget to share"
+                    .to_owned(),
+            )),
+            (retrier, None) => retrier,
+        };
         Ok(GatewayMiddleware {
             matcher,
             regions: Arc::new(self.regions),
             telemetry: Arc::new(Telemetry {
                 tracer: self.tracer,
                 attempt_spans: self.attempt_spans,
-                metrics: Metrics::new(&self.meter.unwrap_or_else(default_meter), max_model_labels),
+                metrics: Metrics::new(&meter, max_model_labels),
                 log: self.call_log,
                 prices,
                 content,
                 max_content_bytes,
             }),
-            retrier: self
-                .retry
-                .enabled()
-                .then(|| Arc::new(Retrier::new(self.retry))),
+            retrier: retrier.map(Arc::new),
             preflight: self.preflight,
             catalog: self
                 .lookup_region_models

@@ -266,6 +266,27 @@ pub const LLM_GATEWAY_FALLBACK_MODEL: &str = "llm_gateway.fallback.model";
 /// Why retries stopped although the last outcome was retryable: `max_attempts`, `deadline`,
 /// `budget`, `hint_exceeds_max_wait`, `body_not_clonable`.
 pub const LLM_GATEWAY_RETRY_STOP_REASON: &str = "llm_gateway.retry.stop_reason";
+/// With pacing on: where the call's model window came from, [`PACING_SHARED`] (the store
+/// every replica shares, feature `redis`) or [`PACING_LOCAL`] (this process's).
+pub const LLM_GATEWAY_PACING_SOURCE: &str = "llm_gateway.pacing.source";
+/// `llm_gateway.pacing.source` when the shared store answered.
+pub const PACING_SHARED: &str = "shared";
+/// `llm_gateway.pacing.source` when this process's windows were used.
+pub const PACING_LOCAL: &str = "local";
+/// With pacing on: seconds the call waited for its model's window before it was sent.
+pub const LLM_GATEWAY_PACING_WAIT_S: &str = "llm_gateway.pacing.wait_s";
+/// Span event when the shared store (Redis) could not be used and the call used its local
+/// state instead, with [`LLM_GATEWAY_SHARED_QUOTA_OPERATION`] and
+/// [`LLM_GATEWAY_SHARED_QUOTA_REASON`].
+pub const EVENT_SHARED_QUOTA_UNAVAILABLE: &str = "llm_gateway.shared_quota.unavailable";
+/// Event and metric attribute: `reserve`, `observe` or `budget`.
+pub const LLM_GATEWAY_SHARED_QUOTA_OPERATION: &str = "llm_gateway.shared_quota.operation";
+/// Event attribute: why (`skipped after a recent failure`, a timeout, Redis's error).
+pub const LLM_GATEWAY_SHARED_QUOTA_REASON: &str = "llm_gateway.shared_quota.reason";
+/// Counter (feature `redis`): operations on the shared store that failed or were skipped, by
+/// `llm_gateway.shared_quota.operation` (Prometheus:
+/// `llm_gateway_client_shared_quota_unavailable_total`).
+pub const METRIC_SHARED_QUOTA_UNAVAILABLE: &str = "llm_gateway.client.shared_quota.unavailable";
 /// `true` when client retries are on and the gateway will also retry by itself
 /// (`fallback_config.retry` true or absent).
 pub const LLM_GATEWAY_RETRY_GATEWAY_RETRY: &str = "llm_gateway.retry.gateway_retry";

@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 /// Number of slots the window is divided into.
-const SLOTS: usize = 10;
+pub(crate) const SLOTS: usize = 10;
 
 /// The budget's settings.
 #[derive(Debug, Clone, Copy, PartialEq)]

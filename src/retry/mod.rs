@@ -13,6 +13,8 @@ mod budget;
 mod hints;
 mod pacing;
 mod policy;
+#[cfg(feature = "redis")]
+mod shared;
 
 use std::time::Duration;
 
@@ -24,21 +26,26 @@ use tokio::time::Instant;
 pub use budget::BudgetConfig;
 pub(crate) use hints::WaitReason;
 pub use policy::{DefaultRetryClassifier, FallbackMode, Retry, RetryClassifier};
+#[cfg(feature = "redis")]
+pub use shared::{SharedQuota, DEFAULT_SHARED_TIMEOUT};
 
 use crate::call::CallRecorder;
 use crate::ratelimit::RateLimit;
 use crate::request::RequestFacts;
 use budget::RetryBudget;
 use hints::server_wait;
-use pacing::Pacer;
+use pacing::{LocalWindows, Slot};
 
 /// The retry part of the middleware: its settings, and the state every call through the
-/// middleware shares (the retry budget, the pacer).
+/// middleware shares (the retry budget, the pacing windows; with a shared store, those of
+/// every replica too).
 #[derive(Debug)]
 pub(crate) struct Retrier {
     settings: Retry,
     budget: Option<RetryBudget>,
-    pacer: Pacer,
+    windows: LocalWindows,
+    #[cfg(feature = "redis")]
+    shared: Option<std::sync::Arc<shared::SharedStore>>,
 }
 
 /// Why retries stopped although the outcome was retryable (`llm_gateway.retry.stop_reason`).
@@ -143,9 +150,24 @@ impl Retrier {
     pub(crate) fn new(settings: Retry) -> Retrier {
         Retrier {
             budget: settings.budget.map(RetryBudget::new),
-            pacer: Pacer::default(),
+            windows: LocalWindows::default(),
             settings,
+            #[cfg(feature = "redis")]
+            shared: None,
         }
+    }
+
+    /// Shares the pacing windows and the retry budget through `config`'s store; failures
+    /// to reach it are counted in `unavailable`.
+    #[cfg(feature = "redis")]
+    pub(crate) fn with_shared(
+        mut self,
+        config: &SharedQuota,
+        unavailable: opentelemetry::metrics::Counter<u64>,
+    ) -> Result<Retrier, crate::error::ConfigError> {
+        let store = shared::SharedStore::new(config, unavailable)?;
+        self.shared = Some(std::sync::Arc::new(store));
+        Ok(self)
     }
 
     /// Sends the call, with retries and fallbacks.
@@ -160,9 +182,7 @@ impl Retrier {
         let deadline = Instant::now() + self.settings.deadline;
         let chain = self.chain_of(&facts);
         prepare_body(&self.settings, call, &facts, &mut request, chain);
-        if let Some(budget) = &self.budget {
-            budget.record_request();
-        }
+        self.record_request();
         let mut at = Progress {
             model: facts.model.clone(),
             next_fallback: 0,
@@ -176,15 +196,30 @@ impl Retrier {
             let result = call
                 .attempt(request, extensions, next.clone(), at.resends)
                 .await;
-            let decision = self.after(&result, &facts, &at, chain, deadline);
+            // The rate-limit headers are read only when something uses them: pacing, or a
+            // retry's wait.
+            let rate = || {
+                result
+                    .as_ref()
+                    .ok()
+                    .map(|r| RateLimit::from_headers(r.headers(), std::time::SystemTime::now()))
+            };
+            if self.settings.pacing {
+                if let Some(rate) = rate() {
+                    self.observe(call, &facts, at.model.as_deref(), &rate).await;
+                }
+            }
+            let decision = self.after(&result, rate, &at, chain, deadline);
             let (decision, again) = match (decision, spare) {
                 (Decision::Done, _) => return done(call, &at, None, result),
                 (Decision::Stop(stop), _) => return done(call, &at, Some(stop), result),
                 (_, None) => return done(call, &at, Some(Stop::BodyNotClonable), result),
-                (_, Some(_)) if self.budget.as_ref().is_some_and(|b| !b.try_retry()) => {
-                    return done(call, &at, Some(Stop::Budget), result);
+                (decision, Some(again)) => {
+                    if !self.try_retry(call).await {
+                        return done(call, &at, Some(Stop::Budget), result);
+                    }
+                    (decision, again)
                 }
-                (decision, Some(again)) => (decision, again),
             };
             drop(result);
             request = again;
@@ -202,7 +237,8 @@ impl Retrier {
             .map_or(&[], Vec::as_slice)
     }
 
-    /// With pacing on, waits for the model's window when it is known to be used up.
+    /// With pacing on, reserves a slot of the model's window before an attempt, and waits
+    /// for the window's reset when it is used up (then reserves again), `max_wait` at most.
     async fn pace(
         &self,
         call: &CallRecorder,
@@ -211,41 +247,112 @@ impl Retrier {
         deadline: Instant,
         resends: u32,
     ) {
-        if !self.settings.pacing {
+        let (true, Some(model)) = (self.settings.pacing, model) else {
             return;
-        }
-        let host = facts.server_address.as_str();
-        if let Some(wait) = model.and_then(|m| self.pacer.wait_for(host, m)) {
-            if wait <= self.settings.max_wait && Instant::now() + wait < deadline {
-                call.waiting(WaitReason::Pacing.as_str(), wait, resends);
-                tokio::time::sleep(wait).await;
+        };
+        let region = facts.region.as_str();
+        let mut waited = Duration::ZERO;
+        let shared = loop {
+            let (slot, shared) = match self.reserve_shared(call, region, model).await {
+                Some(slot) => (slot, true),
+                None => (self.windows.reserve(region, model), false),
+            };
+            let Slot::Wait(wait) = slot else {
+                break shared;
+            };
+            // Past `max_wait` (or the deadline) the call is sent anyway: the caller would
+            // rather risk a 429 than wait that long.
+            if waited + wait > self.settings.max_wait || Instant::now() + wait >= deadline {
+                break shared;
             }
+            if waited.is_zero() {
+                call.waiting(WaitReason::Pacing.as_str(), wait, resends);
+            }
+            tokio::time::sleep(wait).await;
+            waited += wait;
+        };
+        call.paced(shared, waited);
+    }
+
+    /// A slot of the shared window, or `None` when there is no shared store or it is away
+    /// (the call then says so and uses the local window).
+    async fn reserve_shared(&self, call: &CallRecorder, region: &str, model: &str) -> Option<Slot> {
+        #[cfg(feature = "redis")]
+        if let Some(store) = &self.shared {
+            match store.reserve(region, model).await {
+                Ok(slot) => return Some(slot),
+                Err(e) => call.shared_state_unavailable(e.operation, &e.reason),
+            }
+        }
+        let _ = (call, region, model);
+        None
+    }
+
+    /// Learns the window of the model a response describes (`X-RateLimit-Model`, else the one
+    /// asked for), locally and in the shared store.
+    async fn observe(
+        &self,
+        call: &CallRecorder,
+        facts: &RequestFacts,
+        asked: Option<&str>,
+        rate: &RateLimit,
+    ) {
+        let Some(model) = rate.model.as_deref().or(asked) else {
+            return;
+        };
+        let region = facts.region.as_str();
+        self.windows.observe(region, model, rate);
+        #[cfg(feature = "redis")]
+        if let Some(store) = &self.shared {
+            if let Err(e) = store.observe(region, model, rate).await {
+                call.shared_state_unavailable(e.operation, &e.reason);
+            }
+        }
+        let _ = call;
+    }
+
+    /// Counts a first attempt in the budget (and in the shared one, without waiting for it).
+    fn record_request(&self) {
+        let Some(budget) = &self.budget else { return };
+        budget.record_request();
+        #[cfg(feature = "redis")]
+        if let (Some(store), Some(config)) = (&self.shared, self.settings.budget) {
+            let store = std::sync::Arc::clone(store);
+            tokio::spawn(async move {
+                // A failure is counted by the store; the local count stands in meanwhile.
+                let _ = store.record_request(&config).await;
+            });
         }
     }
 
-    /// Reads what an attempt returned (and feeds the pacer) and decides what comes next.
+    /// Takes a retry from the budget: the replicas' shared one when the store answers, else
+    /// this process's.
+    async fn try_retry(&self, call: &CallRecorder) -> bool {
+        let Some(budget) = &self.budget else {
+            return true;
+        };
+        #[cfg(feature = "redis")]
+        if let (Some(store), Some(config)) = (&self.shared, self.settings.budget) {
+            match store.try_retry(&config).await {
+                Ok(granted) => return granted,
+                Err(e) => call.shared_state_unavailable(e.operation, &e.reason),
+            }
+        }
+        let _ = call;
+        budget.try_retry()
+    }
+
+    /// Decides what comes after an attempt that returned `result` (its rate-limit headers
+    /// read by `rate`, when needed).
     fn after(
         &self,
         result: &reqwest_middleware::Result<reqwest::Response>,
-        facts: &RequestFacts,
+        read_rate: impl Fn() -> Option<RateLimit>,
         at: &Progress,
         chain: &[String],
         deadline: Instant,
     ) -> Decision {
         let s = &self.settings;
-        // The rate-limit headers are read only when something uses them: the pacer (only
-        // consulted when pacing is on) or a retry's wait.
-        let read_rate = || {
-            result
-                .as_ref()
-                .ok()
-                .map(|r| RateLimit::from_headers(r.headers(), std::time::SystemTime::now()))
-        };
-        if s.pacing {
-            if let (Some(rate), Some(m)) = (read_rate(), at.model.as_deref()) {
-                self.pacer.observe(&facts.server_address, m, &rate);
-            }
-        }
         let retryable = matches!(s.classifier.classify(result), Some(Retryable::Transient));
         let situation = Situation {
             retryable,

@@ -19,6 +19,8 @@ mod retry;
 mod retry_scenarios;
 mod secrets;
 mod setups;
+#[cfg(feature = "redis")]
+mod shared_quota;
 mod spans;
 mod spend;
 mod streaming;
