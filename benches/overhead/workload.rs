@@ -597,9 +597,18 @@ impl Variant {
                 )
             }
             Kind::Gateway | Kind::GatewayTracingOnly => {
+                // `BENCH_PACING=1`: pacing on (a window reserved before each call);
+                // `BENCH_SHARED_QUOTA=redis://…` (built with `--features redis`): the window
+                // and the retry budget shared through that Redis. See BENCHMARKS.md.
+                let pacing = std::env::var_os("BENCH_PACING").is_some()
+                    || std::env::var_os("BENCH_SHARED_QUOTA").is_some();
                 let mut b = GatewayMiddleware::builder()
                     .gateway_host(server.to_string(), Region::US)
-                    .retry(Retry::default());
+                    .retry(Retry::default().pacing(pacing));
+                #[cfg(feature = "redis")]
+                if let Ok(url) = std::env::var("BENCH_SHARED_QUOTA") {
+                    b = b.shared_quota(llm_gateway_otel::retry::SharedQuota::new(url));
+                }
                 // `BENCH_NO_SPANS=1` / `BENCH_NO_METRICS=1` (diagnostics): a no-op tracer or
                 // meter, so that the middleware's own work can be told from its recording
                 // and exporting; see BENCHMARKS.md, "Where the time goes". The tracing-only

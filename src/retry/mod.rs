@@ -311,17 +311,20 @@ impl Retrier {
         let _ = call;
     }
 
-    /// Counts a first attempt in the budget (and in the shared one, without waiting for it).
+    /// Counts a first attempt in the budget (and in the shared one, in batches sent without
+    /// waiting for them).
     fn record_request(&self) {
         let Some(budget) = &self.budget else { return };
         budget.record_request();
         #[cfg(feature = "redis")]
         if let (Some(store), Some(config)) = (&self.shared, self.settings.budget) {
-            let store = std::sync::Arc::clone(store);
-            tokio::spawn(async move {
-                // A failure is counted by the store; the local count stands in meanwhile.
-                let _ = store.record_request(&config).await;
-            });
+            if let Some(batch) = store.count_request() {
+                let store = std::sync::Arc::clone(store);
+                tokio::spawn(async move {
+                    // A failure is counted by the store; the local count stands in meanwhile.
+                    let _ = store.record_requests(&config, batch).await;
+                });
+            }
         }
     }
 

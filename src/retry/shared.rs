@@ -8,6 +8,7 @@
 //! short timeout; after a failure the store is skipped for a second (the caller uses its
 //! local state meanwhile) while the connection manager reconnects by itself.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -27,6 +28,9 @@ pub const DEFAULT_SHARED_TIMEOUT: Duration = Duration::from_millis(50);
 
 /// How long the store is skipped after a failure.
 const BACKOFF: Duration = Duration::from_secs(1);
+
+/// First attempts are added to the shared budget in batches, this often at most.
+const BUDGET_FLUSH: Duration = Duration::from_millis(100);
 
 /// How long a window's key outlives its reset (its limit starts the next window).
 const LINGER: Duration = Duration::from_secs(60);
@@ -109,6 +113,9 @@ pub(crate) struct SharedStore {
     timeout: Duration,
     skip_until: Mutex<Option<Instant>>,
     unavailable: Counter<u64>,
+    /// First attempts not yet added to the shared budget, and when they last were.
+    pending_requests: AtomicU64,
+    last_flush: Mutex<Instant>,
 }
 
 impl std::fmt::Debug for SharedStore {
@@ -219,6 +226,8 @@ impl SharedStore {
             timeout: config.timeout,
             skip_until: Mutex::new(None),
             unavailable,
+            pending_requests: AtomicU64::new(0),
+            last_flush: Mutex::new(Instant::now()),
         })
     }
 
@@ -337,15 +346,34 @@ impl SharedStore {
         ((now.as_nanos() / slot.as_nanos()) as u64, slot)
     }
 
-    /// Counts a first attempt in the shared budget.
-    pub(crate) async fn record_request(&self, config: &BudgetConfig) -> Result<(), Unavailable> {
+    /// Counts a first attempt in the shared budget. The counts are sent in batches, at most
+    /// every [`BUDGET_FLUSH`] (one Redis operation then, not one per call); returns the
+    /// batch to send now, if it is time.
+    pub(crate) fn count_request(&self) -> Option<u64> {
+        self.pending_requests.fetch_add(1, Ordering::Relaxed);
+        let mut last = self.last_flush.try_lock().ok()?;
+        let now = Instant::now();
+        if now.duration_since(*last) < BUDGET_FLUSH {
+            return None;
+        }
+        *last = now;
+        Some(self.pending_requests.swap(0, Ordering::Relaxed)).filter(|n| *n > 0)
+    }
+
+    /// Adds `requests` first attempts to the shared budget.
+    pub(crate) async fn record_requests(
+        &self,
+        config: &BudgetConfig,
+        requests: u64,
+    ) -> Result<(), Unavailable> {
         let (epoch, _) = Self::epoch(config);
         let key = self.budget_key(epoch);
         let expiry = ms(config.window * 2);
+        let requests = i64::try_from(requests).unwrap_or(i64::MAX);
         self.run("budget", |mut c| async move {
             redis::pipe()
                 .atomic()
-                .hincr(&key, "requests", 1)
+                .hincr(&key, "requests", requests)
                 .ignore()
                 .pexpire(&key, i64::try_from(expiry).unwrap_or(i64::MAX))
                 .ignore()
