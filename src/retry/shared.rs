@@ -54,7 +54,9 @@ fn ms(d: Duration) -> u64 {
 /// ```
 #[derive(Clone, PartialEq, Eq)]
 pub struct SharedQuota {
-    url: String,
+    /// One URL for a single node; the seed nodes of a Redis Cluster.
+    urls: Vec<String>,
+    cluster: bool,
     prefix: String,
     timeout: Duration,
 }
@@ -64,9 +66,26 @@ impl SharedQuota {
     /// `user:password@` when needed).
     pub fn new(url: impl Into<String>) -> SharedQuota {
         SharedQuota {
-            url: url.into(),
+            urls: vec![url.into()],
+            cluster: false,
             prefix: "llm_gateway".to_owned(),
             timeout: DEFAULT_SHARED_TIMEOUT,
+        }
+    }
+
+    /// A Redis (or Valkey) Cluster, found from some of its nodes' URLs: each operation goes to
+    /// the node that holds its keys' slot (every key of one operation carries the same hash
+    /// tag), and the client follows the cluster when slots move.
+    ///
+    /// ```
+    /// use llm_gateway_otel::retry::SharedQuota;
+    /// let shared = SharedQuota::cluster(["redis://10.0.0.1:6379", "redis://10.0.0.2:6379"]);
+    /// ```
+    pub fn cluster<S: Into<String>>(nodes: impl IntoIterator<Item = S>) -> SharedQuota {
+        SharedQuota {
+            urls: nodes.into_iter().map(Into::into).collect(),
+            cluster: true,
+            ..SharedQuota::new(String::new())
         }
     }
 
@@ -88,8 +107,10 @@ impl SharedQuota {
 /// The URL's password is not printed.
 impl std::fmt::Debug for SharedQuota {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let urls: Vec<String> = self.urls.iter().map(|u| redacted_url(u)).collect();
         f.debug_struct("SharedQuota")
-            .field("url", &redacted_url(&self.url))
+            .field("urls", &urls)
+            .field("cluster", &self.cluster)
             .field("prefix", &self.prefix)
             .field("timeout", &self.timeout)
             .finish()
@@ -105,10 +126,54 @@ pub(crate) struct Unavailable {
     pub(crate) reason: String,
 }
 
+/// A client of one node or of a cluster.
+enum Client {
+    Node(redis::Client),
+    Cluster(redis::cluster::ClusterClient),
+}
+
+/// A connection to one node (reconnected by its manager) or to a cluster (routed by slot).
+#[derive(Clone)]
+enum Connection {
+    Node(ConnectionManager),
+    Cluster(redis::cluster_async::ClusterConnection),
+}
+
+impl redis::aio::ConnectionLike for Connection {
+    fn req_packed_command<'a>(
+        &'a mut self,
+        cmd: &'a redis::Cmd,
+    ) -> redis::RedisFuture<'a, redis::Value> {
+        match self {
+            Connection::Node(c) => c.req_packed_command(cmd),
+            Connection::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        match self {
+            Connection::Node(c) => c.req_packed_commands(cmd, offset, count),
+            Connection::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Connection::Node(c) => c.get_db(),
+            Connection::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
 /// The connection and the scripts; shared by every call of a middleware.
 pub(crate) struct SharedStore {
-    client: redis::Client,
-    connection: OnceLock<ConnectionManager>,
+    client: Client,
+    connection: tokio::sync::OnceCell<Connection>,
     prefix: String,
     timeout: Duration,
     skip_until: Mutex<Option<Instant>>,
@@ -192,6 +257,15 @@ redis.call('PEXPIRE', KEYS[#KEYS], ARGV[3])
 return 1
 ";
 
+/// Adds ARGV[1] first attempts to a budget slot that expires in ARGV[2] ms.
+const ADD_REQUESTS: &str = r"
+local n = redis.call('HINCRBY', KEYS[1], 'requests', ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return n
+";
+
+static ADD_REQUESTS_SCRIPT: OnceLock<redis::Script> = OnceLock::new();
+
 fn script(code: &'static str, cell: &'static OnceLock<redis::Script>) -> &'static redis::Script {
     cell.get_or_init(|| redis::Script::new(code))
 }
@@ -211,9 +285,21 @@ impl SharedStore {
         config: &SharedQuota,
         unavailable: Counter<u64>,
     ) -> Result<SharedStore, ConfigError> {
-        let client = redis::Client::open(config.url.as_str()).map_err(|e| {
-            ConfigError::new(format!("shared_quota: {}: {e}", redacted_url(&config.url)))
-        })?;
+        let named = || {
+            let urls: Vec<String> = config.urls.iter().map(|u| redacted_url(u)).collect();
+            urls.join(", ")
+        };
+        let client = if config.cluster {
+            redis::cluster::ClusterClient::builder(config.urls.iter().map(String::as_str))
+                .connection_timeout(config.timeout)
+                .response_timeout(config.timeout)
+                .retries(1)
+                .build()
+                .map(Client::Cluster)
+        } else {
+            redis::Client::open(config.urls.first().map_or("", String::as_str)).map(Client::Node)
+        }
+        .map_err(|e| ConfigError::new(format!("shared_quota: {}: {e}", named())))?;
         if config.timeout.is_zero() {
             return Err(ConfigError::new(
                 "shared_quota: the timeout is 0".to_owned(),
@@ -221,7 +307,7 @@ impl SharedStore {
         }
         Ok(SharedStore {
             client,
-            connection: OnceLock::new(),
+            connection: tokio::sync::OnceCell::new(),
             prefix: config.prefix.clone(),
             timeout: config.timeout,
             skip_until: Mutex::new(None),
@@ -239,19 +325,30 @@ impl SharedStore {
         format!("{}:{{budget}}:{epoch}", self.prefix)
     }
 
-    /// The connection (made lazily, inside the runtime, on first use).
-    fn connection(&self) -> Result<ConnectionManager, String> {
-        if let Some(c) = self.connection.get() {
-            return Ok(c.clone());
-        }
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(self.timeout))
-            .set_response_timeout(Some(self.timeout))
-            .set_number_of_retries(1)
-            .set_max_delay(BACKOFF);
-        let manager = ConnectionManager::new_lazy_with_config(self.client.clone(), config)
-            .map_err(|e| e.to_string())?;
-        Ok(self.connection.get_or_init(|| manager).clone())
+    /// The connection, made on first use inside the runtime: for one node a manager that
+    /// connects lazily and reconnects by itself; for a cluster a connection that routes by
+    /// slot (a failed first connection is tried again on a later call).
+    async fn connection(&self) -> Result<Connection, String> {
+        let connect = || async {
+            match &self.client {
+                Client::Node(client) => {
+                    let config = ConnectionManagerConfig::new()
+                        .set_connection_timeout(Some(self.timeout))
+                        .set_response_timeout(Some(self.timeout))
+                        .set_number_of_retries(1)
+                        .set_max_delay(BACKOFF);
+                    ConnectionManager::new_lazy_with_config(client.clone(), config)
+                        .map(Connection::Node)
+                        .map_err(|e| e.to_string())
+                }
+                Client::Cluster(client) => client
+                    .get_async_connection()
+                    .await
+                    .map(Connection::Cluster)
+                    .map_err(|e| e.to_string()),
+            }
+        };
+        self.connection.get_or_try_init(connect).await.cloned()
     }
 
     /// Runs `op` against Redis within the timeout, unless a recent failure says to skip it;
@@ -259,7 +356,7 @@ impl SharedStore {
     async fn run<T, F>(
         &self,
         operation: &'static str,
-        op: impl FnOnce(ConnectionManager) -> F,
+        op: impl FnOnce(Connection) -> F,
     ) -> Result<T, Unavailable>
     where
         F: std::future::Future<Output = redis::RedisResult<T>>,
@@ -277,13 +374,14 @@ impl SharedStore {
                 return Err(fail("skipped after a recent failure".to_owned()));
             }
         }
-        let outcome = match self.connection() {
-            Ok(connection) => match tokio::time::timeout(self.timeout, op(connection)).await {
-                Ok(Ok(value)) => return Ok(value),
-                Ok(Err(e)) => e.to_string(),
-                Err(_) => format!("no answer within {:?}", self.timeout),
-            },
-            Err(e) => e,
+        let attempt = async {
+            let connection = self.connection().await?;
+            op(connection).await.map_err(|e| e.to_string())
+        };
+        let outcome = match tokio::time::timeout(self.timeout, attempt).await {
+            Ok(Ok(value)) => return Ok(value),
+            Ok(Err(e)) => e,
+            Err(_) => format!("no answer within {:?}", self.timeout),
         };
         *self.skip_until.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now() + BACKOFF);
         Err(fail(outcome))
@@ -369,16 +467,14 @@ impl SharedStore {
         let (epoch, _) = Self::epoch(config);
         let key = self.budget_key(epoch);
         let expiry = ms(config.window * 2);
-        let requests = i64::try_from(requests).unwrap_or(i64::MAX);
         self.run("budget", |mut c| async move {
-            redis::pipe()
-                .atomic()
-                .hincr(&key, "requests", requests)
-                .ignore()
-                .pexpire(&key, i64::try_from(expiry).unwrap_or(i64::MAX))
-                .ignore()
-                .query_async::<()>(&mut c)
+            script(ADD_REQUESTS, &ADD_REQUESTS_SCRIPT)
+                .key(key)
+                .arg(requests)
+                .arg(expiry)
+                .invoke_async::<i64>(&mut c)
                 .await
+                .map(|_| ())
         })
         .await
     }

@@ -110,11 +110,110 @@ impl Drop for Redis {
     }
 }
 
-/// A replica: its own client and middleware, pacing on, no retries (every 429 counts);
-/// `shared` is the store's URL and the key prefix the replicas share.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A Redis Cluster of three primaries on loopback, made with `redis-cli --cluster create`.
+struct Cluster {
+    nodes: Vec<Child>,
+    ports: Vec<u16>,
+    dir: PathBuf,
+}
+
+impl Cluster {
+    fn start(single: &Redis) -> Cluster {
+        let dir = std::env::temp_dir().join(format!("llm-gateway-cluster-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let nodes = ports
+            .iter()
+            .map(|p| {
+                Command::new(&single.bin)
+                    .args(["--port", &p.to_string(), "--bind", "127.0.0.1"])
+                    .args(["--cluster-enabled", "yes"])
+                    .args(["--cluster-config-file", &format!("nodes-{p}.conf")])
+                    .args(["--save", "", "--appendonly", "no"])
+                    .current_dir(&dir)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .expect("a cluster node starts")
+            })
+            .collect();
+        let cluster = Cluster { nodes, ports, dir };
+        for &port in &cluster.ports {
+            let node = Redis {
+                bin: single.bin.clone(),
+                port,
+                child: None,
+            };
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while !node.answers() {
+                assert!(
+                    Instant::now() < deadline,
+                    "cluster node {port} did not answer"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        let cli = single.bin.with_file_name("redis-cli");
+        let mut create = Command::new(&cli);
+        create.arg("--cluster").arg("create");
+        for p in &cluster.ports {
+            create.arg(format!("127.0.0.1:{p}"));
+        }
+        let out = create
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .output()
+            .expect("redis-cli runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let info = Command::new(&cli)
+                .args(["-p", &cluster.ports[0].to_string(), "cluster", "info"])
+                .output()
+                .expect("redis-cli runs");
+            if String::from_utf8_lossy(&info.stdout).contains("cluster_state:ok") {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the cluster did not come up");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        cluster
+    }
+
+    fn urls(&self) -> Vec<String> {
+        self.ports
+            .iter()
+            .map(|p| format!("redis://127.0.0.1:{p}"))
+            .collect()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for node in &mut self.nodes {
+            let _ = node.kill();
+            let _ = node.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A replica: its own client and middleware, pacing on, no retries (every 429 counts),
+/// sharing through `shared` when given.
 fn replica(
     sim: &Simulator,
-    shared: Option<(&str, &str)>,
+    shared: Option<SharedQuota>,
     meter: Option<&SdkMeterProvider>,
 ) -> ClientWithMiddleware {
     let mut b = GatewayMiddleware::builder()
@@ -126,8 +225,8 @@ fn replica(
                 .max_attempts(1)
                 .max_wait(Duration::from_secs(10)),
         );
-    if let Some((url, prefix)) = shared {
-        b = b.shared_quota(SharedQuota::new(url).key_prefix(prefix));
+    if let Some(shared) = shared {
+        b = b.shared_quota(shared);
     }
     if let Some(provider) = meter {
         b = b.meter(provider.meter("test"));
@@ -180,16 +279,16 @@ const WINDOW: Duration = Duration::from_secs(2);
 const RUN: Duration = Duration::from_secs(6);
 
 /// Four replicas, three workers each, against one window of 6 calls per 2 s.
-async fn four_replicas(shared: Option<&str>) -> BTreeMap<u16, usize> {
+async fn four_replicas(shared: Option<SharedQuota>) -> BTreeMap<u16, usize> {
     let sim = Simulator::builder()
         .rate_limit_per_minute(LIMIT)
         .rate_limit_window(WINDOW)
         .start()
         .await
         .unwrap();
-    let prefix = unique_prefix();
+    let shared = shared.map(|s| s.key_prefix(unique_prefix()));
     let clients: Vec<_> = (0..4)
-        .map(|_| replica(&sim, shared.map(|url| (url, prefix.as_str())), None))
+        .map(|_| replica(&sim, shared.clone(), None))
         .collect();
     // One call first: the window is known (to the store, or to the first replica alone).
     assert_eq!(
@@ -204,7 +303,7 @@ async fn replicas_sharing_one_window_earn_far_fewer_429s_and_keep_near_the_limit
     let Some(redis) = Redis::start() else { return };
     let capture = Capture::start();
     let local = four_replicas(None).await;
-    let shared = four_replicas(Some(&redis.url())).await;
+    let shared = four_replicas(Some(SharedQuota::new(redis.url()))).await;
     let (local_429, shared_429) = (
         local.get(&429).copied().unwrap_or(0),
         shared.get(&429).copied().unwrap_or(0),
@@ -238,6 +337,53 @@ async fn replicas_sharing_one_window_earn_far_fewer_429s_and_keep_near_the_limit
         .any(|s| attr_str(s, LLM_GATEWAY_PACING_SOURCE).as_deref() == Some(PACING_LOCAL)));
 }
 
+/// The same through a Redis Cluster of three primaries: each script runs on the node that
+/// holds its window's slot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_share_one_window_through_a_redis_cluster() {
+    let Some(redis) = Redis::start() else { return };
+    let cluster = Cluster::start(&redis);
+    let capture = Capture::start();
+    let shared = four_replicas(Some(SharedQuota::cluster(cluster.urls()))).await;
+    eprintln!("shared pacing through a cluster: {shared:?}");
+    assert!(shared.get(&429).copied().unwrap_or(0) <= 2, "{shared:?}");
+    assert!(shared.get(&200).copied().unwrap_or(0) >= 15, "{shared:?}");
+    assert!(capture
+        .calls()
+        .iter()
+        .all(|s| attr_str(s, LLM_GATEWAY_PACING_SOURCE).as_deref() == Some(PACING_SHARED)));
+    // The budget's slots (ten keys of one hash tag) through the cluster: a retried 503.
+    let sim = Simulator::start().await.unwrap();
+    let retrying = client(
+        GatewayMiddleware::builder()
+            .traced()
+            .gateway_host(sim.addr().to_string(), Region::US)
+            .retry(Retry::default().backoff(Duration::from_millis(1), Duration::from_millis(2)))
+            .shared_quota(SharedQuota::cluster(cluster.urls()).key_prefix(unique_prefix()))
+            .build()
+            .unwrap(),
+    );
+    sim.inject(llm_gateway_simulator::Fault::Status(503));
+    assert_eq!(
+        send_read(&retrying, &sim.chat_url(), &chat("gpt-4o")).await,
+        200
+    );
+    let last = capture.calls().pop().unwrap();
+    assert!(
+        !last
+            .events
+            .iter()
+            .any(|e| e.name == EVENT_SHARED_QUOTA_UNAVAILABLE),
+        "{:?}",
+        last.events
+    );
+    assert_eq!(
+        capture.attempts_of(&last).len(),
+        2,
+        "the budget granted the retry"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_away_fails_no_call_and_sharing_resumes_when_it_is_back() {
     let Some(mut redis) = Redis::start() else {
@@ -255,7 +401,10 @@ async fn redis_away_fails_no_call_and_sharing_resumes_when_it_is_back() {
         .unwrap();
     let (url, prefix) = (redis.url(), unique_prefix());
     let clients: Vec<_> = (0..2)
-        .map(|_| replica(&sim, Some((&url, &prefix)), Some(&provider)))
+        .map(|_| {
+            let shared = SharedQuota::new(url.clone()).key_prefix(prefix.clone());
+            replica(&sim, Some(shared), Some(&provider))
+        })
         .collect();
     let source_of_last = || {
         let calls = capture.calls();
@@ -330,11 +479,8 @@ async fn a_store_that_is_not_there_costs_a_call_at_most_its_timeout() {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .unwrap();
-    let client = replica(
-        &sim,
-        Some((&format!("redis://127.0.0.1:{port}"), "absent")),
-        None,
-    );
+    let absent = SharedQuota::new(format!("redis://127.0.0.1:{port}"));
+    let client = replica(&sim, Some(absent), None);
     let started = Instant::now();
     for _ in 0..5 {
         assert_eq!(
