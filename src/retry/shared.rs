@@ -129,7 +129,7 @@ pub(crate) struct Unavailable {
 /// A client of one node or of a cluster.
 enum Client {
     Node(redis::Client),
-    Cluster(redis::cluster::ClusterClient),
+    Cluster(Box<redis::cluster::ClusterClient>),
 }
 
 /// A connection to one node (reconnected by its manager) or to a cluster (routed by slot).
@@ -295,7 +295,7 @@ impl SharedStore {
                 .response_timeout(config.timeout)
                 .retries(1)
                 .build()
-                .map(Client::Cluster)
+                .map(|c| Client::Cluster(Box::new(c)))
         } else {
             redis::Client::open(config.urls.first().map_or("", String::as_str)).map(Client::Node)
         }
