@@ -234,6 +234,11 @@ fn replica(
     client(b.build().unwrap())
 }
 
+/// Where a call's pacing got its window (`llm_gateway.pacing.source`).
+fn source(call: &opentelemetry_sdk::trace::SpanData) -> Option<String> {
+    attr_str(call, LLM_GATEWAY_PACING_SOURCE)
+}
+
 /// Each test's keys apart from the others' (one Redis may serve several tests).
 fn unique_prefix() -> String {
     static N: AtomicUsize = AtomicUsize::new(0);
@@ -328,13 +333,13 @@ async fn replicas_sharing_one_window_earn_far_fewer_429s_and_keep_near_the_limit
     // The spans say where pacing got its window and how long a call waited.
     let calls = capture.calls();
     let waited_shared = calls.iter().any(|s| {
-        attr_str(s, LLM_GATEWAY_PACING_SOURCE).as_deref() == Some(PACING_SHARED)
+        source(s).as_deref() == Some(PACING_SHARED)
             && attr_f64(s, LLM_GATEWAY_PACING_WAIT_S).is_some_and(|w| w > 0.0)
     });
     assert!(waited_shared, "a call waited for the shared window's reset");
     assert!(calls
         .iter()
-        .any(|s| attr_str(s, LLM_GATEWAY_PACING_SOURCE).as_deref() == Some(PACING_LOCAL)));
+        .any(|s| source(s).as_deref() == Some(PACING_LOCAL)));
 }
 
 /// The same through a Redis Cluster of three primaries: each script runs on the node that
@@ -351,7 +356,7 @@ async fn replicas_share_one_window_through_a_redis_cluster() {
     assert!(capture
         .calls()
         .iter()
-        .all(|s| attr_str(s, LLM_GATEWAY_PACING_SOURCE).as_deref() == Some(PACING_SHARED)));
+        .all(|s| source(s).as_deref() == Some(PACING_SHARED)));
     // The budget's slots (ten keys of one hash tag) through the cluster: a retried 503.
     let sim = Simulator::start().await.unwrap();
     let retrying = client(
@@ -408,7 +413,7 @@ async fn redis_away_fails_no_call_and_sharing_resumes_when_it_is_back() {
         .collect();
     let source_of_last = || {
         let calls = capture.calls();
-        attr_str(calls.last().unwrap(), LLM_GATEWAY_PACING_SOURCE)
+        source(calls.last().unwrap())
     };
     assert_eq!(
         send_read(&clients[0], &sim.chat_url(), &chat("gpt-4o")).await,
@@ -506,7 +511,7 @@ async fn a_store_that_is_not_there_costs_a_call_at_most_its_timeout() {
             && kv.value.as_str() == "reserve"));
     assert!(calls
         .iter()
-        .all(|s| attr_str(s, LLM_GATEWAY_PACING_SOURCE).as_deref() == Some(PACING_LOCAL)));
+        .all(|s| source(s).as_deref() == Some(PACING_LOCAL)));
 }
 
 /// Three replicas whose every call fails with a 503: the shared budget lets retries add at
