@@ -446,10 +446,18 @@ impl GatewayMiddlewareBuilder {
             None => Arc::new(self.hosts),
         };
         let meter = self.meter.unwrap_or_else(default_meter);
+        #[cfg(feature = "redis")]
+        let pacing = self.retry.pacing;
         let retrier = self.retry.enabled().then(|| Retrier::new(self.retry));
         #[cfg(feature = "redis")]
         let retrier = match (retrier, &self.shared_quota) {
             (Some(retrier), Some(shared)) => {
+                if !pacing {
+                    tracing::warn!(
+                        target: crate::names::TRACING_TARGET,
+                        "shared_quota without Retry::pacing(true): only the retry budget is shared, not the rate-limit windows"
+                    );
+                }
                 let unavailable = meter
                     .u64_counter(crate::names::METRIC_SHARED_QUOTA_UNAVAILABLE)
                     .with_description(

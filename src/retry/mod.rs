@@ -132,6 +132,9 @@ struct Progress {
     next_fallback: usize,
     resends: u32,
     retries_on_model: u32,
+    /// With pacing on: whether the last reservation came from the shared store, and the
+    /// time waited for windows over all attempts (recorded once, when the attempts end).
+    pacing: Option<(bool, Duration)>,
 }
 
 /// Sends the call once, without the attempt loop ([`Retry::disabled`]).
@@ -188,10 +191,16 @@ impl Retrier {
             next_fallback: 0,
             resends: 0,
             retries_on_model: 0,
+            pacing: None,
         };
         loop {
-            self.pace(call, &facts, at.model.as_deref(), deadline, at.resends)
-                .await;
+            if let Some((shared, waited)) = self
+                .pace(call, &facts, at.model.as_deref(), deadline, at.resends)
+                .await
+            {
+                let before = at.pacing.map_or(Duration::ZERO, |(_, w)| w);
+                at.pacing = Some((shared, before + waited));
+            }
             let spare = request.try_clone();
             let result = call
                 .attempt(request, extensions, next.clone(), at.resends)
@@ -239,6 +248,7 @@ impl Retrier {
 
     /// With pacing on, reserves a slot of the model's window before an attempt, and waits
     /// for the window's reset when it is used up (then reserves again), `max_wait` at most.
+    /// Returns whether the slot came from the shared store, and the time waited.
     async fn pace(
         &self,
         call: &CallRecorder,
@@ -246,9 +256,9 @@ impl Retrier {
         model: Option<&str>,
         deadline: Instant,
         resends: u32,
-    ) {
+    ) -> Option<(bool, Duration)> {
         let (true, Some(model)) = (self.settings.pacing, model) else {
-            return;
+            return None;
         };
         let region = facts.region.as_str();
         let mut waited = Duration::ZERO;
@@ -271,7 +281,7 @@ impl Retrier {
             tokio::time::sleep(wait).await;
             waited += wait;
         };
-        call.paced(shared, waited);
+        Some((shared, waited))
     }
 
     /// A slot of the shared window, or `None` when there is no shared store or it is away
@@ -418,6 +428,9 @@ fn done(
     stop: Option<Stop>,
     result: reqwest_middleware::Result<reqwest::Response>,
 ) -> reqwest_middleware::Result<reqwest::Response> {
+    if let Some((shared, waited)) = at.pacing {
+        call.paced(shared, waited);
+    }
     call.attempts_done(at.resends, stop.map(Stop::as_str));
     result
 }

@@ -8,7 +8,7 @@
 //! short timeout; after a failure the store is skipped for a second (the caller uses its
 //! local state meanwhile) while the connection manager reconnects by itself.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -127,9 +127,12 @@ pub(crate) struct Unavailable {
 }
 
 /// A client of one node or of a cluster.
+// One per middleware: its size does not matter, and the two clients' sizes change between
+// versions of the redis crate.
+#[allow(clippy::large_enum_variant)]
 enum Client {
     Node(redis::Client),
-    Cluster(Box<redis::cluster::ClusterClient>),
+    Cluster(redis::cluster::ClusterClient),
 }
 
 /// A connection to one node (reconnected by its manager) or to a cluster (routed by slot).
@@ -178,6 +181,8 @@ pub(crate) struct SharedStore {
     timeout: Duration,
     skip_until: Mutex<Option<Instant>>,
     unavailable: Counter<u64>,
+    /// The last operation failed (for one log line per outage).
+    away: AtomicBool,
     /// First attempts not yet added to the shared budget, and when they last were.
     pending_requests: AtomicU64,
     last_flush: Mutex<Instant>,
@@ -295,7 +300,7 @@ impl SharedStore {
                 .response_timeout(config.timeout)
                 .retries(1)
                 .build()
-                .map(|c| Client::Cluster(Box::new(c)))
+                .map(Client::Cluster)
         } else {
             redis::Client::open(config.urls.first().map_or("", String::as_str)).map(Client::Node)
         }
@@ -312,17 +317,25 @@ impl SharedStore {
             timeout: config.timeout,
             skip_until: Mutex::new(None),
             unavailable,
+            away: AtomicBool::new(false),
             pending_requests: AtomicU64::new(0),
             last_flush: Mutex::new(Instant::now()),
         })
     }
 
+    /// The prefix is inside the hash tag: in a cluster, the windows of different accounts
+    /// (prefixes) spread over the nodes as those of different models do.
     fn window_key(&self, region: &str, model: &str) -> String {
-        format!("{}:{{{}:{}}}:window", self.prefix, tag(region), tag(model))
+        format!(
+            "{{{}:{}:{}}}:window",
+            tag(&self.prefix),
+            tag(region),
+            tag(model)
+        )
     }
 
     fn budget_key(&self, epoch: u64) -> String {
-        format!("{}:{{budget}}:{epoch}", self.prefix)
+        format!("{{{}:budget}}:{epoch}", tag(&self.prefix))
     }
 
     /// The connection, made on first use inside the runtime: for one node a manager that
@@ -335,7 +348,7 @@ impl SharedStore {
                     let config = ConnectionManagerConfig::new()
                         .set_connection_timeout(Some(self.timeout))
                         .set_response_timeout(Some(self.timeout))
-                        .set_number_of_retries(1)
+                        .set_number_of_retries(0)
                         .set_max_delay(BACKOFF);
                     ConnectionManager::new_lazy_with_config(client.clone(), config)
                         .map(Connection::Node)
@@ -379,12 +392,42 @@ impl SharedStore {
             op(connection).await.map_err(|e| e.to_string())
         };
         let outcome = match tokio::time::timeout(self.timeout, attempt).await {
-            Ok(Ok(value)) => return Ok(value),
+            Ok(Ok(value)) => {
+                self.answered();
+                return Ok(value);
+            }
             Ok(Err(e)) => e,
             Err(_) => format!("no answer within {:?}", self.timeout),
         };
-        *self.skip_until.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now() + BACKOFF);
+        self.failed(&outcome);
         Err(fail(outcome))
+    }
+
+    /// Redis answered: if it had been away, the log says it is back.
+    fn answered(&self) {
+        if self.away.swap(false, Ordering::Relaxed) {
+            tracing::info!(
+                target: crate::names::TRACING_TARGET,
+                "shared quota store answers again: pacing windows and the retry budget are shared again"
+            );
+        }
+    }
+
+    /// An operation failed: the store is skipped for a second; the log says so once per
+    /// outage (the span of each call says so every time).
+    fn failed(&self, reason: &str) {
+        *self.skip_until.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now() + BACKOFF);
+        if !self.away.swap(true, Ordering::Relaxed) {
+            let hint = if reason.contains("Moved") || reason.contains("MOVED") {
+                " (this is a Redis Cluster: use SharedQuota::cluster)"
+            } else {
+                ""
+            };
+            tracing::warn!(
+                target: crate::names::TRACING_TARGET,
+                "shared quota store unavailable ({reason}){hint}: calls use this process's pacing windows and retry budget until it answers"
+            );
+        }
     }
 
     /// Reserves a slot of `model`'s window in `region`.
@@ -507,14 +550,18 @@ impl SharedStore {
 }
 
 /// `url` without its password, for messages.
+/// The credentials are what lies between `://` and the last `@` before the path (a password
+/// may hold `@` and `:`); the user name is kept.
 fn redacted_url(url: &str) -> String {
-    match url.split_once('@') {
-        Some((credentials, rest)) => match credentials.rsplit_once(':') {
-            Some((user, _)) => format!("{user}:[REDACTED]@{rest}"),
-            None => format!("[REDACTED]@{rest}"),
-        },
-        None => url.to_owned(),
-    }
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    let Some((credentials, host)) = authority.rsplit_once('@') else {
+        return url.to_owned();
+    };
+    let user = credentials.split_once(':').map_or("", |(user, _)| user);
+    let sep = if scheme.is_empty() { "" } else { "://" };
+    format!("{scheme}{sep}{user}:[REDACTED]@{host}{path}")
 }
 
 #[cfg(test)]
@@ -531,10 +578,10 @@ mod tests {
         .unwrap();
         assert_eq!(
             store.window_key("eu", "claude-haiku-4-5"),
-            "svc:{eu:claude-haiku-4-5}:window"
+            "{svc:eu:claude-haiku-4-5}:window"
         );
-        assert_eq!(store.window_key("us", "a{b}c"), "svc:{us:a_b_c}:window");
-        assert_eq!(store.budget_key(7), "svc:{budget}:7");
+        assert_eq!(store.window_key("us", "a{b}c"), "{svc:us:a_b_c}:window");
+        assert_eq!(store.budget_key(7), "{svc:budget}:7");
     }
 
     #[test]
@@ -550,5 +597,19 @@ mod tests {
             err.contains("shared_quota") && !err.contains("hunter2"),
             "{err}"
         );
+        for url in [
+            "redis://:hunter2@cache:6379",
+            "redis://default:p@ss:hunter2@cache:6379/0",
+            "rediss://user:hunter2@cache:6380/#insecure",
+        ] {
+            let debug = format!("{:?}", SharedQuota::new(url));
+            assert!(
+                !debug.contains("hunter2")
+                    && !debug.contains("p@ss")
+                    && debug.contains("@cache:63"),
+                "{debug}"
+            );
+        }
+        assert_eq!(redacted_url("redis://cache:6379"), "redis://cache:6379");
     }
 }

@@ -514,6 +514,79 @@ async fn a_store_that_is_not_there_costs_a_call_at_most_its_timeout() {
         .all(|s| source(s).as_deref() == Some(PACING_LOCAL)));
 }
 
+/// `rediss://`: the store over TLS (a redis-server with a self-signed certificate the test
+/// makes with openssl; `#insecure` skips its verification, as only a test should).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_store_can_be_reached_over_tls() {
+    let Some(redis) = Redis::start() else { return };
+    let dir = std::env::temp_dir().join(format!("llm-gateway-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let made = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args([
+            "-keyout",
+            "key.pem",
+            "-out",
+            "cert.pem",
+            "-subj",
+            "/CN=127.0.0.1",
+        ])
+        .current_dir(&dir)
+        .output();
+    if !made.is_ok_and(|o| o.status.success()) {
+        eprintln!("TLS test skipped: no openssl to make a certificate");
+        return;
+    }
+    let port = free_port();
+    let mut server = Command::new(&redis.bin)
+        .args([
+            "--port",
+            "0",
+            "--tls-port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+        ])
+        .args(["--tls-cert-file", "cert.pem", "--tls-key-file", "key.pem"])
+        .args(["--tls-ca-cert-file", "cert.pem", "--tls-auth-clients", "no"])
+        .args(["--save", "", "--appendonly", "no"])
+        .current_dir(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server starts");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "the TLS port did not open");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let capture = Capture::start();
+    let sim = Simulator::start().await.unwrap();
+    let shared = SharedQuota::new(format!("rediss://127.0.0.1:{port}/#insecure"))
+        .key_prefix(unique_prefix())
+        .timeout(Duration::from_millis(500));
+    let client = replica(&sim, Some(shared), None);
+    for _ in 0..3 {
+        assert_eq!(
+            send_read(&client, &sim.chat_url(), &chat("gpt-4o")).await,
+            200
+        );
+    }
+    let _ = server.kill();
+    let _ = server.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    let calls = capture.calls();
+    assert!(
+        calls
+            .iter()
+            .all(|s| source(s).as_deref() == Some(PACING_SHARED)),
+        "{:?}",
+        calls.iter().map(|s| &s.events).collect::<Vec<_>>()
+    );
+}
+
 /// Three replicas whose every call fails with a 503: the shared budget lets retries add at
 /// most its share of all their requests, where three local budgets let each replica retry
 /// its own share plus its own floor.
