@@ -348,8 +348,11 @@ fn render(value: Value, secrets: &[String], max: usize) -> String {
     let mut text = bounded.to_string();
     if text.len() > max {
         let total = text.len() as u64;
-        crate::text::truncate_string(&mut text, max);
-        crate::text::mark_cut(&mut text, total);
+        let mut marker = String::new();
+        crate::text::mark_cut(&mut marker, total);
+        // The marker fits inside the bound, not after it.
+        crate::text::truncate_string(&mut text, max.saturating_sub(marker.len()));
+        text.push_str(&marker);
     }
     text
 }
@@ -600,6 +603,30 @@ mod tests {
             json!({"type":"tool_call","id":"c1","name":"lookup","arguments":{"city":"Paris"}})
         );
         assert_eq!(out[0]["finish_reason"], "tool_calls");
+    }
+
+    proptest::proptest! {
+        /// Whatever the network sends (garbage, cut JSON, broken SSE), capture records what
+        /// it can and never panics; what it records is JSON within the bound.
+        #[test]
+        fn any_bytes_are_captured_without_a_panic_and_within_the_bound(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512),
+            json_like in "(data: )?\\{\"choices\":\\[\\{\"index\":[0-9],\"(delta|message)\":\\{\"content\":\"[a-z \\\\u00e9]{0,40}\"(,\"tool_calls\":\\[\\{\"index\":[0-9]{1,4},\"function\":\\{\"arguments\":\"[{}a-z:]{0,10}\"\\}\\}\\])?\\}\\}\\]\\}\n\n",
+            max in 64usize..2048,
+        ) {
+            for input in [&bytes[..], json_like.as_bytes()] {
+                for out in [
+                    output_from_json(input, &[], max),
+                    output_from_sse(input, &[], max),
+                    request_content(input, &[], max).input,
+                ]
+                .into_iter()
+                .flatten()
+                {
+                    proptest::prop_assert!(out.len() <= max, "{} > {max}", out.len());
+                }
+            }
+        }
     }
 
     #[test]
