@@ -748,3 +748,47 @@ async fn hostile_inputs_get_answers() {
     assert_eq!(resp.status(), 401);
     assert_eq!(sim.request_count(), bodies.len() + 5 + 5 + 1);
 }
+
+#[tokio::test]
+async fn cached_tokens_and_answers_without_usage() {
+    let sim = Simulator::start().await.unwrap();
+    let cached = [("x-simulator-cached-tokens", "4")];
+    // OpenAI's shape: cached tokens are part of prompt_tokens.
+    let openai = json_of(post(&sim, &chat_body("gpt-4o"), &cached).await).await;
+    assert_eq!(openai["usage"]["prompt_tokens"], 6);
+    assert_eq!(openai["usage"]["prompt_tokens_details"]["cached_tokens"], 4);
+    // Anthropic's: input_tokens is the uncached rest, the reads apart, the total all of it.
+    let anthropic = json_of(post(&sim, &chat_body("claude-sonnet-4-6"), &cached).await).await;
+    assert_eq!(anthropic["usage"]["input_tokens"], 2);
+    assert_eq!(anthropic["usage"]["cache_read_input_tokens"], 4);
+    assert_eq!(anthropic["usage"]["total_tokens"], 12);
+    // A stream's usage chunk carries them too.
+    let mut body = chat_body("gpt-4o-mini");
+    body["stream"] = json!(true);
+    let text = post(&sim, &body, &cached).await.text().await.unwrap();
+    let data = sse_data(&text);
+    let usage: Value = serde_json::from_str(&data[data.len() - 2]).unwrap();
+    assert_eq!(usage["usage"]["prompt_tokens_details"]["cached_tokens"], 4);
+    // More cached tokens than input: capped.
+    let capped = json_of(
+        post(
+            &sim,
+            &chat_body("gpt-4o"),
+            &[("x-simulator-cached-tokens", "99")],
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(capped["usage"]["prompt_tokens_details"]["cached_tokens"], 6);
+
+    // no-usage: a JSON answer without `usage`, a stream with [DONE] and no usage chunk.
+    let no_usage = [("x-simulator-fault", "no-usage")];
+    let answer = json_of(post(&sim, &chat_body("gpt-4o"), &no_usage).await).await;
+    assert!(
+        answer.get("usage").is_none() && answer["choices"][0]["message"]["content"].is_string()
+    );
+    let text = post(&sim, &body, &no_usage).await.text().await.unwrap();
+    let data = sse_data(&text);
+    assert_eq!(data.last().map(String::as_str), Some("[DONE]"));
+    assert!(!text.contains("\"usage\""), "{text}");
+}
