@@ -365,7 +365,7 @@ impl CallRecorder {
             &outcome,
             self.facts.stream,
             error_type.as_ref(),
-            spend.0,
+            spend,
         );
         self.record_content(&outcome);
         let diagnosis = diagnose::diagnose(&DiagnosisInput::of_outcome(
@@ -380,7 +380,7 @@ impl CallRecorder {
             error_type.as_deref(),
             outcome.error_message.as_deref(),
             diagnosis.as_ref(),
-            spend.0.cost_usd,
+            spend.cost_usd(),
         );
         self.report
             .finish_response(&outcome, error_type.as_deref(), diagnosis);
@@ -390,8 +390,7 @@ impl CallRecorder {
             status: Some(outcome.status),
             error_type: error_type.as_deref(),
             duration: self.started.elapsed(),
-            cost: spend.1.as_ref(),
-            usage_missing: spend.0.source == Some(USAGE_SOURCE_MISSING),
+            spend,
         });
         self.span.end();
         self.ended = true;
@@ -400,11 +399,7 @@ impl CallRecorder {
     /// Where the usage came from and what it cost: a 2xx answer reports usage, or it is
     /// missing when the body ended without one (a dropped body or a failure says nothing);
     /// the cost is priced at the model that served the call.
-    fn spend(
-        &self,
-        outcome: &ResponseOutcome,
-        failed: bool,
-    ) -> (Spend, Option<crate::price::Cost>) {
+    fn spend(&self, outcome: &ResponseOutcome, failed: bool) -> Spend {
         let usage = &outcome.facts.usage;
         let reported = usage.input_tokens.is_some() || usage.output_tokens.is_some();
         let success = (200..300).contains(&outcome.status);
@@ -420,11 +415,7 @@ impl CallRecorder {
             Some(model) if reported && !prices.is_empty() => prices.cost(model, usage),
             _ => None,
         };
-        let spend = Spend {
-            source,
-            cost_usd: cost.map(|c| c.total()),
-        };
-        (spend, cost)
+        Spend { source, cost }
     }
 
     /// With content capture on: the answer's messages on the span and in the event, and the

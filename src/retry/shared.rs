@@ -478,13 +478,13 @@ impl SharedStore {
         .await
     }
 
-    /// The budget's slot of now, and its length, on the wall clock every replica shares.
-    fn epoch(config: &BudgetConfig) -> (u64, Duration) {
+    /// The budget's slot of now, on the wall clock of this replica.
+    fn epoch(config: &BudgetConfig) -> u64 {
         let slot = (config.window / SLOTS as u32).max(Duration::from_millis(1));
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
-        ((now.as_nanos() / slot.as_nanos()) as u64, slot)
+        (now.as_nanos() / slot.as_nanos()) as u64
     }
 
     /// Counts a first attempt in the shared budget. The counts are sent in batches, at most
@@ -507,7 +507,7 @@ impl SharedStore {
         config: &BudgetConfig,
         requests: u64,
     ) -> Result<(), Unavailable> {
-        let (epoch, _) = Self::epoch(config);
+        let epoch = Self::epoch(config);
         let key = self.budget_key(epoch);
         let expiry = ms(config.window * 2);
         self.run("budget", |mut c| async move {
@@ -524,7 +524,7 @@ impl SharedStore {
 
     /// Takes a retry from the shared budget; `false` when the replicas together spent it.
     pub(crate) async fn try_retry(&self, config: &BudgetConfig) -> Result<bool, Unavailable> {
-        let (epoch, _) = Self::epoch(config);
+        let epoch = Self::epoch(config);
         let keys: Vec<String> = (0..SLOTS as u64)
             .rev()
             .map(|back| self.budget_key(epoch.saturating_sub(back)))

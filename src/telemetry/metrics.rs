@@ -31,10 +31,25 @@ pub struct CallSummary<'a> {
     pub error_type: Option<&'a str>,
     /// From sending the request to the end of the body (or the failure).
     pub duration: Duration,
-    /// What the call cost, when it has a price and usage.
-    pub(crate) cost: Option<&'a Cost>,
-    /// A 2xx answer ended without usage.
-    pub usage_missing: bool,
+    /// Where its usage came from and what it cost.
+    pub(crate) spend: Spend,
+}
+
+/// What the usage of a finished call came to: recorded on its span, in its log line and in
+/// the metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub(crate) struct Spend {
+    /// `llm_gateway.usage.source`: reported, missing, or nothing to say (an error answer).
+    pub(crate) source: Option<&'static str>,
+    /// What it cost, when the served model has a price and usage is known.
+    pub(crate) cost: Option<Cost>,
+}
+
+impl Spend {
+    /// `llm_gateway.usage.cost_usd`.
+    pub(crate) fn cost_usd(&self) -> Option<f64> {
+        self.cost.map(|c| c.total())
+    }
 }
 
 /// What one HTTP attempt contributes to the metrics.
@@ -169,7 +184,7 @@ impl Metrics {
             self.time_per_output_chunk
                 .record(tpoc.as_secs_f64(), &attrs);
         }
-        if call.usage_missing {
+        if call.spend.source == Some(USAGE_SOURCE_MISSING) {
             let mut attrs = call.attributes.base(1);
             attrs.push(KeyValue::new(
                 LLM_GATEWAY_RESPONSE_STREAMED,
@@ -177,7 +192,7 @@ impl Metrics {
             ));
             self.usage_missing.add(1, &attrs);
         }
-        if let (Some(cost), Some(served)) = (call.cost, outcome.facts.served_model()) {
+        if let (Some(cost), Some(served)) = (call.spend.cost, outcome.facts.served_model()) {
             let mut attrs = call.attributes.base(2);
             attrs.push(
                 call.attributes

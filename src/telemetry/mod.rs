@@ -20,6 +20,7 @@ use crate::outcome::{BodyFacts, JsonStatus, ResponseOutcome};
 use crate::price::Prices;
 use crate::ratelimit::RateLimit;
 use crate::request::RequestFacts;
+pub(crate) use metrics::Spend;
 use metrics::{CallSummary, MetricAttributes, Metrics};
 
 /// Longest status description put on a span.
@@ -155,8 +156,7 @@ pub(crate) fn record_transport_failure(
         status: None,
         error_type: Some(error_type),
         duration,
-        cost: None,
-        usage_missing: false,
+        spend: Spend::default(),
     });
 }
 
@@ -189,15 +189,6 @@ pub(crate) fn record_response_head(call: &SpanHandle, status: u16, rate: &RateLi
     call.set_all(attributes);
 }
 
-/// What the usage of a finished call came to.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) struct Spend {
-    /// `llm_gateway.usage.source`: reported, missing, or nothing to say (an error answer).
-    pub(crate) source: Option<&'static str>,
-    /// `llm_gateway.usage.cost_usd`, when the served model has a price and usage is known.
-    pub(crate) cost_usd: Option<f64>,
-}
-
 /// Records everything the body showed, and the verdict, when the body ends (or is dropped).
 pub(crate) fn record_outcome(
     call: &SpanHandle,
@@ -215,7 +206,7 @@ pub(crate) fn record_outcome(
     if let Some(source) = spend.source {
         a.push(KeyValue::new(LLM_GATEWAY_USAGE_SOURCE, source));
     }
-    if let Some(cost) = spend.cost_usd {
+    if let Some(cost) = spend.cost_usd() {
         a.push(KeyValue::new(LLM_GATEWAY_USAGE_COST_USD, cost));
     }
     if let Some(error_type) = error_type {
