@@ -411,24 +411,24 @@ impl GatewayMiddlewareBuilder {
 
     /// Checks the configuration and builds the middleware.
     pub fn build(self) -> Result<GatewayMiddleware, ConfigError> {
-        let error_body_limit = self.error_body_limit.unwrap_or(DEFAULT_ERROR_BODY_LIMIT);
-        if error_body_limit > MAX_ERROR_BODY_LIMIT {
-            return Err(ConfigError::new(format!(
-                "error_body_limit {error_body_limit} is over the maximum {MAX_ERROR_BODY_LIMIT}"
-            )));
-        }
-        let max_content_bytes = self.max_content_bytes.unwrap_or(DEFAULT_MAX_CONTENT_BYTES);
-        if !(64..=MAX_CONTENT_BYTES).contains(&max_content_bytes) {
-            return Err(ConfigError::new(format!(
-                "max_content_bytes {max_content_bytes} is not between 64 and {MAX_CONTENT_BYTES}"
-            )));
-        }
-        let max_model_labels = self.max_model_labels.unwrap_or(DEFAULT_MAX_MODEL_LABELS);
-        if max_model_labels > MAX_MODEL_LABELS {
-            return Err(ConfigError::new(format!(
-                "max_model_labels {max_model_labels} is over the maximum {MAX_MODEL_LABELS}"
-            )));
-        }
+        let error_body_limit = bounded_setting(
+            "error_body_limit",
+            self.error_body_limit,
+            DEFAULT_ERROR_BODY_LIMIT,
+            0..=MAX_ERROR_BODY_LIMIT,
+        )?;
+        let max_content_bytes = bounded_setting(
+            "max_content_bytes",
+            self.max_content_bytes,
+            DEFAULT_MAX_CONTENT_BYTES,
+            64..=MAX_CONTENT_BYTES,
+        )?;
+        let max_model_labels = bounded_setting(
+            "max_model_labels",
+            self.max_model_labels,
+            DEFAULT_MAX_MODEL_LABELS,
+            0..=MAX_MODEL_LABELS,
+        )?;
         self.retry.validate()?;
         let prices = match self.prices {
             Some(prices) => {
@@ -492,4 +492,24 @@ impl GatewayMiddlewareBuilder {
             error_body_limit,
         })
     }
+}
+
+/// A size setting: `value` when given, else `default`; outside `range` it is a build error
+/// that names it.
+fn bounded_setting(
+    name: &str,
+    value: Option<usize>,
+    default: usize,
+    range: std::ops::RangeInclusive<usize>,
+) -> Result<usize, ConfigError> {
+    let value = value.unwrap_or(default);
+    if range.contains(&value) {
+        return Ok(value);
+    }
+    let (low, high) = (range.start(), range.end());
+    Err(ConfigError::new(if *low == 0 {
+        format!("{name} {value} is over the maximum {high}")
+    } else {
+        format!("{name} {value} is not between {low} and {high}")
+    }))
 }
