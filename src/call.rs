@@ -349,7 +349,8 @@ impl CallRecorder {
 
     /// The call ends here: the body ended (or was dropped) showing `outcome`.
     pub(crate) fn finished(mut self, outcome: ResponseOutcome) {
-        if (200..300).contains(&outcome.status) {
+        let answered = (200..300).contains(&outcome.status);
+        if answered {
             self.attributes.answered(&self.telemetry.metrics.models);
         }
         let error_type = classify_response(&ResponseVerdictInput {
@@ -359,7 +360,7 @@ impl CallRecorder {
             json: outcome.json,
             end: outcome.end,
         });
-        let spend = self.spend(&outcome, error_type.is_some());
+        let spend = self.spend(&outcome, answered && error_type.is_none());
         telemetry::record_outcome(
             &self.span,
             &outcome,
@@ -396,16 +397,16 @@ impl CallRecorder {
         self.ended = true;
     }
 
-    /// Where the usage came from and what it cost: a 2xx answer reports usage, or it is
-    /// missing when the body ended without one (a dropped body or a failure says nothing);
-    /// the cost is priced at the model that served the call.
-    fn spend(&self, outcome: &ResponseOutcome, failed: bool) -> Spend {
+    /// Where the usage came from and what it cost: an answer reports usage, or, for a 2xx
+    /// that did not fail (`succeeded`), it is missing when the body ended without one (a
+    /// dropped body or a failure says nothing); the cost is priced at the model that served
+    /// the call.
+    fn spend(&self, outcome: &ResponseOutcome, succeeded: bool) -> Spend {
         let usage = &outcome.facts.usage;
         let reported = usage.input_tokens.is_some() || usage.output_tokens.is_some();
-        let success = (200..300).contains(&outcome.status);
         let source = if reported {
             Some(USAGE_SOURCE_REPORTED)
-        } else if success && !failed && outcome.read_to_end() {
+        } else if succeeded && outcome.read_to_end() {
             Some(USAGE_SOURCE_MISSING)
         } else {
             None
