@@ -12,6 +12,7 @@ use std::time::Duration;
 use opentelemetry::metrics::{Counter, Histogram, Meter};
 use opentelemetry::KeyValue;
 
+use super::bound::{Labels, Point, Sets};
 use crate::names::*;
 use crate::outcome::ResponseOutcome;
 use crate::price::Cost;
@@ -82,6 +83,23 @@ pub struct Metrics {
     /// observe when metrics are collected: a call updates it instead of recording three
     /// measurements.
     quota: Arc<Quota>,
+    /// The attribute sets of finished calls and of attempts, kept across calls.
+    calls: Sets<CallPoints>,
+    attempts: Sets<Point<Histogram<f64>>>,
+}
+
+/// The measurements of finished calls with one set of labels.
+#[derive(Debug, Default)]
+struct CallPoints {
+    duration: Point<Histogram<f64>>,
+    input_tokens: Point<Histogram<u64>>,
+    output_tokens: Point<Histogram<u64>>,
+    time_to_first_chunk: Point<Histogram<f64>>,
+    time_per_output_chunk: Point<Histogram<f64>>,
+    /// Answers without usage: JSON, then streamed.
+    usage_missing: [Point<Counter<u64>>; 2],
+    /// Spend, in the order of [`Cost::parts`].
+    cost: [Point<Counter<f64>>; 4],
 }
 
 impl Metrics {
@@ -136,93 +154,127 @@ impl Metrics {
                 .build(),
             quota: Quota::observed_by(meter),
             models: ModelLabels::new(max_models),
+            calls: Sets::default(),
+            attempts: Sets::default(),
         }
     }
 
     /// Records one finished call.
     pub fn record_call(&self, call: &CallSummary<'_>) {
-        // One attribute vector, grown and cut in place for each measurement: the values are
-        // shared with the request's facts, not copied.
-        let mut attrs = call.attributes.base(8);
-        attrs.push(KeyValue::new(GEN_AI_OPERATION_NAME, OPERATION_CHAT));
-        attrs.push(KeyValue::new(GEN_AI_PROVIDER_NAME, PROVIDER_NAME));
-        if let Some(served) = call.outcome.and_then(|o| o.facts.served_model()) {
-            attrs.push(
-                call.attributes
-                    .response_model(served, call.status, &self.models),
-            );
-        }
-        if let Some(status) = call.status {
-            attrs.push(KeyValue::new(HTTP_RESPONSE_STATUS_CODE, i64::from(status)));
-        }
-        let common = attrs.len();
-        if let Some(error_type) = call.error_type {
-            attrs.push(KeyValue::new(ERROR_TYPE, error_type.to_owned()));
-        }
-        self.operation_duration
-            .record(call.duration.as_secs_f64(), &attrs);
-        let Some(outcome) = call.outcome else {
-            return;
+        let attrs = call.attributes;
+        let served = call
+            .outcome
+            .and_then(|o| o.facts.served_model())
+            .map(|served| attrs.response_model(served, call.status, &self.models));
+        let labels = Labels {
+            model: attrs.model_label(),
+            served: served.as_ref().map(|kv| value_str(&kv.value)),
+            region: attrs.region_label(),
+            server: None,
+            status: call.status,
+            error: call.error_type,
         };
-        let usage = &outcome.facts.usage;
-        for (kind, count) in [
-            ("input", usage.input_tokens),
-            ("output", usage.output_tokens),
-        ] {
-            if let Some(count) = count {
-                attrs.truncate(common);
-                attrs.push(KeyValue::new(GEN_AI_TOKEN_TYPE, kind));
-                self.token_usage.record(count, &attrs);
+        // The attributes of the call's set, built once per set: the values are shared with
+        // the request's facts, not copied.
+        let common = || {
+            let mut a = attrs.base(7);
+            a.push(KeyValue::new(GEN_AI_OPERATION_NAME, OPERATION_CHAT));
+            a.push(KeyValue::new(GEN_AI_PROVIDER_NAME, PROVIDER_NAME));
+            a.extend(served.clone());
+            if let Some(status) = call.status {
+                a.push(KeyValue::new(HTTP_RESPONSE_STATUS_CODE, i64::from(status)));
             }
-        }
-        if let Some(ttfc) = outcome.time_to_first_chunk {
-            attrs.truncate(common);
-            self.time_to_first_chunk.record(ttfc.as_secs_f64(), &attrs);
-        }
-        if let Some(tpoc) = outcome.time_per_output_chunk {
-            attrs.truncate(common);
-            self.time_per_output_chunk
-                .record(tpoc.as_secs_f64(), &attrs);
-        }
-        if call.spend.source == Some(USAGE_SOURCE_MISSING) {
-            let mut attrs = call.attributes.base(1);
-            attrs.push(KeyValue::new(
-                LLM_GATEWAY_RESPONSE_STREAMED,
-                outcome.streamed,
-            ));
-            self.usage_missing.add(1, &attrs);
-        }
-        if let (Some(cost), Some(served)) = (call.spend.cost, outcome.facts.served_model()) {
-            let mut attrs = call.attributes.base(2);
-            attrs.push(
-                call.attributes
-                    .response_model(served, call.status, &self.models),
+            if let Some(error_type) = call.error_type {
+                a.push(KeyValue::new(ERROR_TYPE, error_type.to_owned()));
+            }
+            a
+        };
+        let with = |mut a: Vec<KeyValue>, kv: KeyValue| {
+            a.push(kv);
+            a
+        };
+        self.calls.with(&labels, |points| {
+            points.duration.record(
+                &self.operation_duration,
+                call.duration.as_secs_f64(),
+                common,
             );
-            let common = attrs.len();
-            for (kind, usd) in cost.parts() {
-                if usd > 0.0 {
-                    attrs.truncate(common);
-                    attrs.push(KeyValue::new(GEN_AI_TOKEN_TYPE, kind));
-                    self.cost.add(usd, &attrs);
+            let Some(outcome) = call.outcome else {
+                return;
+            };
+            let usage = &outcome.facts.usage;
+            for (point, kind, count) in [
+                (&points.input_tokens, "input", usage.input_tokens),
+                (&points.output_tokens, "output", usage.output_tokens),
+            ] {
+                if let Some(count) = count {
+                    point.record(&self.token_usage, count, || {
+                        with(common(), KeyValue::new(GEN_AI_TOKEN_TYPE, kind))
+                    });
                 }
             }
-        }
+            if let Some(ttfc) = outcome.time_to_first_chunk {
+                points.time_to_first_chunk.record(
+                    &self.time_to_first_chunk,
+                    ttfc.as_secs_f64(),
+                    common,
+                );
+            }
+            if let Some(tpoc) = outcome.time_per_output_chunk {
+                points.time_per_output_chunk.record(
+                    &self.time_per_output_chunk,
+                    tpoc.as_secs_f64(),
+                    common,
+                );
+            }
+            if call.spend.source == Some(USAGE_SOURCE_MISSING) {
+                let streamed = outcome.streamed;
+                points.usage_missing[usize::from(streamed)].record(&self.usage_missing, 1, || {
+                    with(
+                        attrs.base(1),
+                        KeyValue::new(LLM_GATEWAY_RESPONSE_STREAMED, streamed),
+                    )
+                });
+            }
+            if let (Some(cost), Some(served)) = (call.spend.cost, &served) {
+                for (point, (kind, usd)) in points.cost.iter().zip(cost.parts()) {
+                    if usd > 0.0 {
+                        point.record(&self.cost, usd, || {
+                            let mut a = attrs.base(2);
+                            a.push(served.clone());
+                            with(a, KeyValue::new(GEN_AI_TOKEN_TYPE, kind))
+                        });
+                    }
+                }
+            }
+        });
     }
 
     /// Records one HTTP attempt.
     pub fn record_attempt(&self, attempt: &AttemptSummary<'_>) {
         let base = attempt.attributes;
-        let mut attrs = base.base(6);
-        attrs.push(KeyValue::new(HTTP_REQUEST_METHOD, "POST"));
-        attrs.push(base.server.clone());
-        if let Some(status) = attempt.status {
-            attrs.push(KeyValue::new(HTTP_RESPONSE_STATUS_CODE, i64::from(status)));
-        }
-        if let Some(error_type) = attempt.error_type {
-            attrs.push(KeyValue::new(ERROR_TYPE, error_type.to_owned()));
-        }
-        self.http_duration
-            .record(attempt.duration.as_secs_f64(), &attrs);
+        let labels = Labels {
+            model: base.model_label(),
+            served: None,
+            region: base.region_label(),
+            server: Some(value_str(&base.server.value)),
+            status: attempt.status,
+            error: attempt.error_type,
+        };
+        self.attempts.with(&labels, |point| {
+            point.record(&self.http_duration, attempt.duration.as_secs_f64(), || {
+                let mut attrs = base.base(4);
+                attrs.push(KeyValue::new(HTTP_REQUEST_METHOD, "POST"));
+                attrs.push(base.server.clone());
+                if let Some(status) = attempt.status {
+                    attrs.push(KeyValue::new(HTTP_RESPONSE_STATUS_CODE, i64::from(status)));
+                }
+                if let Some(error_type) = attempt.error_type {
+                    attrs.push(KeyValue::new(ERROR_TYPE, error_type.to_owned()));
+                }
+                attrs
+            })
+        });
     }
 
     /// Records one retry (a re-send) and why it happened.
@@ -477,6 +529,18 @@ impl MetricAttributes {
             .chain([self.region.clone(), self.server.clone()])
     }
 
+    /// The requested model's label, when the request names one.
+    fn model_label(&self) -> Option<&str> {
+        self.model
+            .as_ref()
+            .map(|(label, _)| value_str(&label.value))
+    }
+
+    /// The region's label.
+    fn region_label(&self) -> &str {
+        value_str(&self.region.value)
+    }
+
     /// Model and region, in a vector with room for `extra` more.
     fn base(&self, extra: usize) -> Vec<KeyValue> {
         let mut attrs = Vec::with_capacity(2 + extra);
@@ -513,5 +577,13 @@ impl MetricAttributes {
             }
             _ => KeyValue::new(GEN_AI_RESPONSE_MODEL, models.label(served)),
         }
+    }
+}
+
+/// A string value's text (every label value here is a string).
+fn value_str(v: &opentelemetry::Value) -> &str {
+    match v {
+        opentelemetry::Value::String(s) => s.as_str(),
+        _ => "",
     }
 }

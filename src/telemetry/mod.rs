@@ -3,6 +3,7 @@
 //! here parses bytes or decides what an outcome was; it writes down what the body observer
 //! saw, `classify` decided and `diagnose` found.
 
+mod bound;
 pub(crate) mod log;
 pub mod metrics;
 mod span;

@@ -277,3 +277,154 @@ async fn the_served_model_falls_back_to_the_request_echo_everywhere() {
         Some("echoed-model")
     );
 }
+
+/// Calls with the same labels add up in one series, calls with other labels in theirs, and
+/// with delta temporality each collection holds only what happened since the last one (the
+/// middleware keeps each attribute set, and a handle bound to it, across calls).
+#[tokio::test]
+async fn repeated_calls_add_up_per_series_cumulative_and_delta() {
+    use opentelemetry_sdk::metrics::{InMemoryMetricExporterBuilder, Temporality};
+    for temporality in [Temporality::Cumulative, Temporality::Delta] {
+        let exporter = InMemoryMetricExporterBuilder::new()
+            .with_temporality(temporality)
+            .build();
+        let provider = SdkMeterProvider::builder()
+            .with_periodic_exporter(exporter.clone())
+            .build();
+        let sim = Simulator::start().await.unwrap();
+        let client = client(
+            GatewayMiddleware::builder()
+                .traced()
+                .gateway_host(sim.addr().to_string(), Region::US)
+                .meter(provider.meter("test"))
+                .retry(llm_gateway_otel::retry::Retry::disabled())
+                .build()
+                .unwrap(),
+        );
+        let call = |model: &'static str| {
+            let client = client.clone();
+            let url = sim.chat_url();
+            async move {
+                let r = client.post(url).json(&chat(model)).send().await.unwrap();
+                let status = r.status().as_u16();
+                r.bytes().await.unwrap();
+                status
+            }
+        };
+        let collect = || {
+            exporter.reset();
+            provider.force_flush().unwrap();
+            exporter.get_finished_metrics().unwrap()
+        };
+        let count = |exported: &[ResourceMetrics], name: &str, model: &str, status: &str| {
+            points(exported, name)
+                .iter()
+                .filter(|p| {
+                    p.has(GEN_AI_REQUEST_MODEL, model) && p.has(HTTP_RESPONSE_STATUS_CODE, status)
+                })
+                .map(|p| p.count)
+                .sum::<f64>()
+        };
+
+        for _ in 0..5 {
+            assert_eq!(call("claude-sonnet-4-6").await, 200);
+        }
+        sim.inject(Fault::RateLimited { retry_after_s: 1 });
+        assert_eq!(call("claude-sonnet-4-6").await, 429);
+        assert_eq!(call("gpt-4o-mini").await, 200);
+        let first = collect();
+        assert_eq!(
+            count(
+                &first,
+                METRIC_OPERATION_DURATION,
+                "claude-sonnet-4-6",
+                "200"
+            ),
+            5.0,
+            "{temporality:?}"
+        );
+        assert_eq!(
+            count(
+                &first,
+                METRIC_OPERATION_DURATION,
+                "claude-sonnet-4-6",
+                "429"
+            ),
+            1.0
+        );
+        assert_eq!(
+            count(&first, METRIC_OPERATION_DURATION, "gpt-4o-mini", "200"),
+            1.0
+        );
+        assert_eq!(
+            count(
+                &first,
+                METRIC_HTTP_CLIENT_DURATION,
+                "claude-sonnet-4-6",
+                "200"
+            ),
+            5.0
+        );
+        let input_tokens = |exported: &[ResourceMetrics]| {
+            points(exported, METRIC_TOKEN_USAGE)
+                .iter()
+                .filter(|p| {
+                    p.has(GEN_AI_REQUEST_MODEL, "claude-sonnet-4-6")
+                        && p.has(GEN_AI_TOKEN_TYPE, "input")
+                })
+                .map(|p| (p.count, p.sum))
+                .collect::<Vec<_>>()
+        };
+        let (n, sum) = input_tokens(&first)[0];
+        assert_eq!(n, 5.0, "one point per 200, none for the 429");
+        let per_call = sum / 5.0;
+        assert!(per_call > 0.0);
+
+        // Nothing happened: a delta collection holds no call points at all.
+        let idle = collect();
+        if temporality == Temporality::Delta {
+            assert!(
+                points(&idle, METRIC_OPERATION_DURATION).is_empty(),
+                "no stale series"
+            );
+            assert!(points(&idle, METRIC_TOKEN_USAGE).is_empty());
+        } else {
+            assert_eq!(
+                count(&idle, METRIC_OPERATION_DURATION, "claude-sonnet-4-6", "200"),
+                5.0
+            );
+        }
+
+        for _ in 0..2 {
+            assert_eq!(call("claude-sonnet-4-6").await, 200);
+        }
+        let later = collect();
+        let expected = if temporality == Temporality::Delta {
+            2.0
+        } else {
+            7.0
+        };
+        assert_eq!(
+            count(
+                &later,
+                METRIC_OPERATION_DURATION,
+                "claude-sonnet-4-6",
+                "200"
+            ),
+            expected
+        );
+        assert_eq!(input_tokens(&later), vec![(expected, expected * per_call)]);
+        assert_eq!(
+            count(&later, METRIC_OPERATION_DURATION, "gpt-4o-mini", "200"),
+            if temporality == Temporality::Delta {
+                0.0
+            } else {
+                1.0
+            }
+        );
+        assert!(
+            points(&later, METRIC_TIME_TO_FIRST_CHUNK).is_empty(),
+            "no stream, no series"
+        );
+    }
+}
