@@ -277,21 +277,29 @@ impl CallRecorder {
         );
     }
 
-    /// Both the gateway and we retry (the body leaves `fallback_config.retry` on).
-    pub(crate) fn gateway_retries_too(&self) {
-        self.span
-            .set(KeyValue::new(LLM_GATEWAY_RETRY_GATEWAY_RETRY, true));
-    }
-
     /// The attempts are over: `resends` re-sends were made, and `stop` says why a retryable
-    /// outcome was not retried (if it was one).
-    pub(crate) fn attempts_done(&self, resends: u32, stop: Option<&'static str>) {
+    /// outcome was not retried (if it was one). A call that was re-sent says how often
+    /// (`http.request.resend_count`, which the HTTP conventions ask for only then), and
+    /// whether the gateway retried each attempt too (`gateway_retries`): only then did both
+    /// retry.
+    pub(crate) fn attempts_done(
+        &self,
+        resends: u32,
+        stop: Option<&'static str>,
+        gateway_retries: bool,
+    ) {
         if let Some(stop) = stop {
             self.span
                 .set(KeyValue::new(LLM_GATEWAY_RETRY_STOP_REASON, stop));
         }
-        self.span
-            .set(KeyValue::new(HTTP_REQUEST_RESEND_COUNT, i64::from(resends)));
+        if resends > 0 {
+            self.span
+                .set(KeyValue::new(HTTP_REQUEST_RESEND_COUNT, i64::from(resends)));
+            if gateway_retries {
+                self.span
+                    .set(KeyValue::new(LLM_GATEWAY_RETRY_GATEWAY_RETRY, true));
+            }
+        }
     }
 
     // ---- the end -----------------------------------------------------------------------

@@ -127,6 +127,9 @@ fn decide(settings: &Retry, s: &Situation<'_>) -> Decision {
 
 /// Where a call's attempts stand.
 struct Progress {
+    /// Whether the gateway retries each attempt too (the body leaves `fallback_config.retry`
+    /// on while we retry).
+    gateway_retries: bool,
     /// The model the next attempt asks for.
     model: Option<String>,
     next_fallback: usize,
@@ -145,7 +148,7 @@ pub(crate) async fn send_once(
     next: Next<'_>,
 ) -> reqwest_middleware::Result<reqwest::Response> {
     let result = call.attempt(request, extensions, next, 0).await;
-    call.attempts_done(0, None);
+    call.attempts_done(0, None, false);
     result
 }
 
@@ -184,9 +187,10 @@ impl Retrier {
         let facts = std::sync::Arc::clone(call.facts());
         let deadline = Instant::now() + self.settings.deadline;
         let chain = self.chain_of(&facts);
-        prepare_body(&self.settings, call, &facts, &mut request, chain);
+        let gateway_retries = prepare_body(&self.settings, &facts, &mut request, chain);
         self.record_request();
         let mut at = Progress {
+            gateway_retries,
             model: facts.model.clone(),
             next_fallback: 0,
             resends: 0,
@@ -431,37 +435,36 @@ fn done(
     if let Some((shared, waited)) = at.pacing {
         call.paced(shared, waited);
     }
-    call.attempts_done(at.resends, stop.map(Stop::as_str));
+    call.attempts_done(at.resends, stop.map(Stop::as_str), at.gateway_retries);
     result
 }
 
 /// Body changes made once, before the first attempt: the gateway's `fallbacks` field, and
-/// `fallback_config.retry: false` when asked for; otherwise a note when both the gateway and
-/// we retry.
+/// `fallback_config.retry: false` when asked for. Says whether the gateway retries too (it
+/// is not told not to, and we retry).
 fn prepare_body(
     settings: &Retry,
-    call: &CallRecorder,
     facts: &RequestFacts,
     request: &mut reqwest::Request,
     chain: &[String],
-) {
+) -> bool {
     if settings.fallback_mode == FallbackMode::Gateway && !chain.is_empty() {
         rewrite_body(request, |b| body::with_gateway_fallbacks(b, chain));
     }
     if settings.disable_gateway_retry {
         rewrite_body(request, body::without_gateway_retry);
+        false
     } else if settings.max_attempts > 1 {
         // Read with the request's facts when the body is a JSON object (a gateway-fallbacks
         // rewrite above leaves `fallback_config` as it was); parsed here otherwise.
-        let gateway_retries = facts.gateway_retries.unwrap_or_else(|| {
+        facts.gateway_retries.unwrap_or_else(|| {
             request
                 .body()
                 .and_then(|b| b.as_bytes())
                 .is_some_and(body::gateway_retries)
-        });
-        if gateway_retries {
-            call.gateway_retries_too();
-        }
+        })
+    } else {
+        false
     }
 }
 

@@ -294,7 +294,7 @@ async fn client_errors_are_never_retried() {
     assert!(capture
         .calls()
         .iter()
-        .all(|s| attr_i64(s, HTTP_REQUEST_RESEND_COUNT) == Some(0)));
+        .all(|s| attr_i64(s, HTTP_REQUEST_RESEND_COUNT).is_none()));
 }
 
 #[tokio::test(start_paused = true)]
@@ -495,20 +495,29 @@ async fn the_gateways_own_retry_can_be_turned_off_and_is_flagged_when_on() {
         "the rest of the body is kept"
     );
     let on = retrying(&sim, Region::US, Retry::default());
-    on.post(sim.chat_url())
-        .json(&chat("gpt-4o"))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    for retried in [false, true] {
+        if retried {
+            sim.inject(Fault::RateLimited { retry_after_s: 1 });
+        }
+        on.post(sim.chat_url())
+            .json(&chat("gpt-4o"))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+    }
     let calls = capture.calls();
+    assert_eq!(calls.len(), 3);
     assert_eq!(attr_bool(&calls[0], LLM_GATEWAY_RETRY_GATEWAY_RETRY), None);
+    // Both retry only when we re-send: a call that needed one attempt says nothing.
+    assert_eq!(attr_bool(&calls[1], LLM_GATEWAY_RETRY_GATEWAY_RETRY), None);
     assert_eq!(
-        attr_bool(&calls[1], LLM_GATEWAY_RETRY_GATEWAY_RETRY),
+        attr_bool(&calls[2], LLM_GATEWAY_RETRY_GATEWAY_RETRY),
         Some(true)
     );
+    assert_eq!(attr_i64(&calls[2], HTTP_REQUEST_RESEND_COUNT), Some(1));
 }
 
 #[tokio::test(start_paused = true)]

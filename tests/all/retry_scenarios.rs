@@ -311,7 +311,7 @@ async fn statuses_returned_after_one_attempt() {
         NOT_RETRIED,
         |status| vec![Answer::Status(status)],
         // One attempt: no attempt span (the call's span holds its status).
-        |status| (status, scripted_body(status), 1, Some(0), 0),
+        |status| (status, scripted_body(status), 1, None, 0),
     )
     .await;
 }
