@@ -27,7 +27,9 @@ use llm_gateway_otel::{retry::Retry, GatewayMiddleware, Region};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
-use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider};
+use opentelemetry_sdk::trace::{
+    BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracerProvider,
+};
 use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -483,7 +485,16 @@ impl Telemetry {
         metrics: impl opentelemetry_sdk::metrics::exporter::PushMetricExporter,
         live: bool,
     ) -> Telemetry {
+        // `BENCH_SAMPLE_RATIO=0.1`: both stacks' spans sampled at that ratio (parent-based
+        // trace-id ratio, as `OTEL_TRACES_SAMPLER=parentbased_traceidratio` sets it up).
+        let sampler = match std::env::var("BENCH_SAMPLE_RATIO") {
+            Ok(r) => Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(
+                r.parse().expect("BENCH_SAMPLE_RATIO is a number"),
+            ))),
+            Err(_) => Sampler::ParentBased(Box::new(Sampler::AlwaysOn)),
+        };
         let tracer_provider = SdkTracerProvider::builder()
+            .with_sampler(sampler)
             .with_span_processor(
                 BatchSpanProcessor::builder(spans)
                     .with_batch_config(batch)

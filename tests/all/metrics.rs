@@ -428,3 +428,63 @@ async fn repeated_calls_add_up_per_series_cumulative_and_delta() {
         );
     }
 }
+
+/// Sampling is how a service cuts the spans' export cost: calls whose spans the sampler
+/// drops are still measured, every one of them.
+#[tokio::test]
+async fn calls_whose_spans_are_sampled_out_are_still_measured() {
+    use opentelemetry_sdk::trace::{InMemorySpanExporter, Sampler, SdkTracerProvider};
+    let spans = InMemorySpanExporter::default();
+    let tracer_provider = SdkTracerProvider::builder()
+        .with_sampler(Sampler::AlwaysOff)
+        .with_simple_exporter(spans.clone())
+        .build();
+    let exporter = InMemoryMetricExporter::default();
+    let meter_provider = SdkMeterProvider::builder()
+        .with_periodic_exporter(exporter.clone())
+        .build();
+    let sim = Simulator::start().await.unwrap();
+    let client = client(
+        GatewayMiddleware::builder()
+            .tracer_provider(&tracer_provider)
+            .gateway_host(sim.addr().to_string(), Region::US)
+            .meter(meter_provider.meter("test"))
+            .retry(llm_gateway_otel::retry::Retry::disabled())
+            .build()
+            .unwrap(),
+    );
+    for fault in [None, Some(Fault::RateLimited { retry_after_s: 1 }), None] {
+        if let Some(fault) = fault {
+            sim.inject(fault);
+        }
+        let r = client
+            .post(sim.chat_url())
+            .json(&chat("claude-sonnet-4-6"))
+            .send()
+            .await
+            .unwrap();
+        r.bytes().await.unwrap();
+    }
+    tracer_provider.force_flush().unwrap();
+    assert!(
+        spans.get_finished_spans().unwrap().is_empty(),
+        "sampled out"
+    );
+    meter_provider.force_flush().unwrap();
+    let exported = exporter.get_finished_metrics().unwrap();
+    let calls = points(&exported, METRIC_OPERATION_DURATION);
+    assert_eq!(calls.iter().map(|p| p.count).sum::<f64>(), 3.0);
+    assert!(calls
+        .iter()
+        .any(|p| p.has(HTTP_RESPONSE_STATUS_CODE, "429") && p.count == 1.0));
+    let tokens = points(&exported, METRIC_TOKEN_USAGE);
+    assert_eq!(
+        tokens
+            .iter()
+            .filter(|p| p.has(GEN_AI_TOKEN_TYPE, "output"))
+            .map(|p| p.count)
+            .sum::<f64>(),
+        2.0
+    );
+    assert!(!points(&exported, METRIC_RATE_LIMIT_REMAINING).is_empty());
+}
