@@ -223,11 +223,19 @@ fn push_body_facts(a: &mut Vec<KeyValue>, f: &BodyFacts) {
     if let Some(model) = f.served_model() {
         a.push(KeyValue::new(GEN_AI_RESPONSE_MODEL, model.to_owned()));
     }
-    if let Some(id) = &f.request_id {
+    // `gen_ai.response.id` is the completion's own `id` when the body has one (a provider's
+    // `chatcmpl-…`), else the gateway's `request_id`, its only id: one string, shared.
+    let request_id = f
+        .request_id
+        .as_deref()
+        .map(|id| StringValue::from(std::sync::Arc::<str>::from(id)));
+    if let Some(id) = &request_id {
         a.push(KeyValue::new(LLM_GATEWAY_REQUEST_ID, id.clone()));
-        a.push(KeyValue::new(GEN_AI_RESPONSE_ID, id.clone()));
-    } else if let Some(id) = &f.id {
-        a.push(KeyValue::new(GEN_AI_RESPONSE_ID, id.clone()));
+    }
+    match (&f.id, request_id) {
+        (Some(id), _) => a.push(KeyValue::new(GEN_AI_RESPONSE_ID, id.clone())),
+        (None, Some(id)) => a.push(KeyValue::new(GEN_AI_RESPONSE_ID, id)),
+        (None, None) => {}
     }
     let u = &f.usage;
     for (key, count) in [

@@ -167,6 +167,34 @@ async fn attempt_spans_always_records_the_single_attempt() {
     assert_eq!(attr_i64(attempt, "http.request.resend_count"), Some(0));
 }
 
+/// A body with both the provider's completion id and the gateway's request id: each goes to
+/// its own attribute (`gen_ai.response.id` is the completion's id, as the GenAI conventions
+/// define it); neither is lost or written twice.
+#[tokio::test]
+async fn completion_id_and_request_id_each_have_their_attribute() {
+    let capture = Capture::start();
+    let body = br#"{"id":"chatcmpl-abc123","request_id":"req-42","model":"gpt-4o","choices":[]}"#;
+    let addr = raw_server(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json",
+        vec![body.to_vec()],
+        std::time::Duration::ZERO,
+        Ending::Close,
+    )
+    .await;
+    let client = client_for(&addr.to_string(), Region::US);
+    let url = format!("http://{addr}/v1/chat/completions");
+    assert_eq!(send_read(&client, &url, &chat("gpt-4o")).await, 200);
+    let span = capture.call();
+    assert_eq!(
+        attr_str(&span, "gen_ai.response.id").as_deref(),
+        Some("chatcmpl-abc123")
+    );
+    assert_eq!(
+        attr_str(&span, "llm_gateway.request_id").as_deref(),
+        Some("req-42")
+    );
+}
+
 #[tokio::test]
 async fn usage_is_read_in_every_spelling() {
     let capture = Capture::start();
