@@ -301,16 +301,9 @@ async fn repeated_calls_add_up_per_series_cumulative_and_delta() {
                 .build()
                 .unwrap(),
         );
-        let call = |model: &'static str| {
-            let client = client.clone();
-            let url = sim.chat_url();
-            async move {
-                let r = client.post(url).json(&chat(model)).send().await.unwrap();
-                let status = r.status().as_u16();
-                r.bytes().await.unwrap();
-                status
-            }
-        };
+        let (client, url) = (&client, sim.chat_url());
+        let url = &url;
+        let call = |model: &'static str| async move { send_read(client, url, &chat(model)).await };
         let collect = || {
             exporter.reset();
             provider.force_flush().unwrap();
@@ -457,13 +450,7 @@ async fn calls_whose_spans_are_sampled_out_are_still_measured() {
         if let Some(fault) = fault {
             sim.inject(fault);
         }
-        let r = client
-            .post(sim.chat_url())
-            .json(&chat("claude-sonnet-4-6"))
-            .send()
-            .await
-            .unwrap();
-        r.bytes().await.unwrap();
+        send_read(&client, &sim.chat_url(), &chat("claude-sonnet-4-6")).await;
     }
     tracer_provider.force_flush().unwrap();
     assert!(

@@ -479,14 +479,7 @@ async fn the_gateways_own_retry_can_be_turned_off_and_is_flagged_when_on() {
         Region::US,
         Retry::default().disable_gateway_retry(true),
     );
-    off.post(sim.chat_url())
-        .json(&chat("gpt-4o"))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    send_read(&off, &sim.chat_url(), &chat("gpt-4o")).await;
     let sent: serde_json::Value = serde_json::from_slice(&sim.received()[0].body).unwrap();
     assert_eq!(sent["fallback_config"]["retry"], false);
     assert_eq!(
@@ -499,14 +492,7 @@ async fn the_gateways_own_retry_can_be_turned_off_and_is_flagged_when_on() {
         if retried {
             sim.inject(Fault::RateLimited { retry_after_s: 1 });
         }
-        on.post(sim.chat_url())
-            .json(&chat("gpt-4o"))
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
+        assert_eq!(send_read(&on, &sim.chat_url(), &chat("gpt-4o")).await, 200);
     }
     let calls = capture.calls();
     assert_eq!(calls.len(), 3);
