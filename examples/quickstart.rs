@@ -59,11 +59,12 @@ async fn main() -> Result<(), Error> {
         Ok(key) if !key.trim().is_empty() => real_gateway(key.trim().to_owned())?,
         _ => simulated().await?,
     };
+    let sent = plan.calls.len();
     for call in plan.calls {
         send(&plan.client, call).await;
     }
 
-    print_table(&collected.spans());
+    print_table(&collected.spans(), sent);
     // Bounded: a collector that does not answer costs at most the deadline (3 s), and says so.
     match guard.shutdown(DEFAULT_EXPORT_DEADLINE) {
         Ok(()) if to_otlp => {
@@ -233,7 +234,8 @@ async fn send(client: &ClientWithMiddleware, call: Call) {
     }
 }
 
-fn print_table(spans: &[SpanData]) {
+/// The calls' spans as a table (`sent` calls were made: with a sampler, fewer have a span).
+fn print_table(spans: &[SpanData], sent: usize) {
     let calls: Vec<&SpanData> = spans
         .iter()
         .filter(|s| {
@@ -244,7 +246,15 @@ fn print_table(spans: &[SpanData]) {
         .collect();
     // The cost column, when a rate table was given (the middleware read LLM_GATEWAY_PRICES).
     let priced = std::env::var_os("LLM_GATEWAY_PRICES").is_some_and(|v| !v.is_empty());
-    println!("\nWhat was recorded ({} calls):", calls.len());
+    if calls.len() < sent {
+        println!(
+            "\nWhat was recorded ({} of {sent} calls; the others' spans were sampled out, \
+             their metrics and log lines were not):",
+            calls.len()
+        );
+    } else {
+        println!("\nWhat was recorded ({} calls):", calls.len());
+    }
     let cost_head = if priced {
         format!("{:<12} ", "cost (USD)")
     } else {
@@ -288,9 +298,7 @@ fn print_table(spans: &[SpanData]) {
             get(LLM_GATEWAY_REGION).unwrap_or_else(|| "-".into()),
             rfc3339_utc(s.start_time),
             get(HTTP_RESPONSE_STATUS_CODE).unwrap_or_else(|| "-".into()),
-            get(HTTP_REQUEST_RESEND_COUNT)
-                .and_then(|n| n.parse::<u32>().ok())
-                .map_or("-".into(), |n| (n + 1).to_string()),
+            attempts(get(HTTP_REQUEST_RESEND_COUNT), get(ERROR_TYPE).as_deref()),
             error,
         );
     }
@@ -324,5 +332,15 @@ impl SpanExporter for Collected {
             v.extend(batch);
         }
         Ok(())
+    }
+}
+
+/// Attempts made: the re-sends plus the first (a call's span has `http.request.resend_count`
+/// only when it was re-sent), none for a call the pre-flight check stopped.
+fn attempts(resend_count: Option<String>, error_type: Option<&str>) -> String {
+    match resend_count.and_then(|n| n.parse::<u32>().ok()) {
+        Some(n) => (n + 1).to_string(),
+        None if error_type == Some(ERROR_TYPE_PREFLIGHT) => "0".into(),
+        None => "1".into(),
     }
 }

@@ -90,7 +90,7 @@ pub enum AttemptSpans {
 
 /// Starts the span of one HTTP attempt, a child of the call's span (at `start`, for an
 /// attempt recorded after it was made). It holds what the call's span does not: the method,
-/// the URL, and which re-send it was.
+/// the URL, and which re-send it was (from the second attempt on).
 pub(crate) fn attempt_span(
     tracer: &TracerSource,
     call: &SpanHandle,
@@ -106,11 +106,14 @@ pub(crate) fn attempt_span(
             let m = request.method().as_str().to_owned();
             (Cow::Owned(m.clone()), m.into())
         };
-    let attributes = vec![
+    let mut attributes = vec![
         KeyValue::new(HTTP_REQUEST_METHOD, method),
         KeyValue::new(URL_FULL, crate::redact::redact_url(request.url())),
-        KeyValue::new(HTTP_REQUEST_RESEND_COUNT, resend_count),
     ];
+    // Only on a re-send, as the HTTP conventions ask: the first attempt has none.
+    if resend_count > 0 {
+        attributes.push(KeyValue::new(HTTP_REQUEST_RESEND_COUNT, resend_count));
+    }
     tracer.start_attempt(call, name, attributes, start)
 }
 

@@ -220,7 +220,7 @@ async fn two_503s_then_200_give_three_attempt_spans_under_one_call() {
     assert_eq!(
         seen,
         vec![
-            (Some(0), Some(503), Some("503".into())),
+            (None, Some(503), Some("503".into())),
             (Some(1), Some(503), Some("503".into())),
             (Some(2), Some(200), None)
         ]
