@@ -61,7 +61,7 @@ impl CallRecorder {
         request: &reqwest::Request,
         extensions: &http::Extensions,
     ) -> CallRecorder {
-        let attributes = MetricAttributes::of(&facts, &telemetry.metrics.models);
+        let attributes = MetricAttributes::of(&facts, &telemetry.metrics.get().models);
         let span = telemetry::call_span(&telemetry.tracer, &facts, &attributes);
         let capture = telemetry.content;
         let report = ReportHandle::start(request, &facts, extensions, capture.is_on());
@@ -177,12 +177,15 @@ impl CallRecorder {
                 *self.first_attempt.lock().unwrap_or_else(|e| e.into_inner()) = Some(kept);
             }
         }
-        self.telemetry.metrics.record_attempt(&AttemptSummary {
-            attributes: &self.attributes,
-            status,
-            error_type: error_type.as_deref(),
-            duration: elapsed,
-        });
+        self.telemetry
+            .metrics
+            .get()
+            .record_attempt(&AttemptSummary {
+                attributes: &self.attributes,
+                status,
+                error_type: error_type.as_deref(),
+                duration: elapsed,
+            });
         self.report
             .push_attempt(AttemptRecord::of(resends, sent_at, elapsed, &result));
         result
@@ -236,6 +239,7 @@ impl CallRecorder {
     pub(crate) fn retrying(&self, reason: &'static str) {
         self.telemetry
             .metrics
+            .get()
             .record_retry(&self.attributes, reason);
     }
 
@@ -315,7 +319,7 @@ impl CallRecorder {
             &message,
             &self.attributes,
             self.started.elapsed(),
-            &self.telemetry.metrics,
+            self.telemetry.metrics.get(),
         );
         let causes = diagnose::transport_causes(err, &self.facts);
         let diagnosis = diagnose::diagnose(&DiagnosisInput {
@@ -346,6 +350,7 @@ impl CallRecorder {
         if !self.rate.is_empty() {
             self.telemetry
                 .metrics
+                .get()
                 .record_rate_limit(&self.attributes, &self.rate);
         }
     }
@@ -359,7 +364,8 @@ impl CallRecorder {
     pub(crate) fn finished(mut self, outcome: ResponseOutcome) {
         let answered = (200..300).contains(&outcome.status);
         if answered {
-            self.attributes.answered(&self.telemetry.metrics.models);
+            self.attributes
+                .answered(&self.telemetry.metrics.get().models);
         }
         let error_type = classify_response(&ResponseVerdictInput {
             status: outcome.status,
@@ -393,7 +399,7 @@ impl CallRecorder {
         );
         self.report
             .finish_response(&outcome, error_type.as_deref(), diagnosis);
-        self.telemetry.metrics.record_call(&CallSummary {
+        self.telemetry.metrics.get().record_call(&CallSummary {
             attributes: &self.attributes,
             outcome: Some(&outcome),
             status: Some(outcome.status),

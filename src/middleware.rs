@@ -21,7 +21,7 @@ use crate::region::{Region, RegionMap};
 use crate::request::{GatewayMatcher, RequestFacts, RequestMatcher};
 use crate::retry::{self, Retrier, Retry};
 use crate::telemetry::log::CallLog;
-use crate::telemetry::metrics::Metrics;
+use crate::telemetry::metrics::MetricsSource;
 use crate::telemetry::{AttemptSpans, Telemetry, TracerSource};
 
 /// Default cap on the error body recorded on a span: the first 8 KiB.
@@ -36,8 +36,9 @@ pub const DEFAULT_MAX_MODEL_LABELS: usize = 100;
 /// Largest cap accepted on the distinct model names labelled.
 const MAX_MODEL_LABELS: usize = 10_000;
 
-/// The global meter provider's meter for this crate (set it, e.g. with `init()`, before
-/// building the middleware).
+/// The global meter provider's meter for this crate, as it is at `build()` (the shared-quota
+/// counter's; the call metrics follow the global provider, see `MetricsSource`).
+#[cfg(feature = "redis")]
 fn default_meter() -> opentelemetry::metrics::Meter {
     opentelemetry::global::meter(crate::names::TRACING_TARGET)
 }
@@ -243,8 +244,9 @@ impl GatewayMiddlewareBuilder {
         self
     }
 
-    /// The meter the metric instruments are created from (default: the global meter
-    /// provider's, read when [`build`](Self::build) runs).
+    /// The meter the metric instruments are created from. Default: the global meter
+    /// provider's, followed: a provider the application sets after [`build`](Self::build)
+    /// (a client made before `init()`) is picked up within a second, and kept.
     pub fn meter(mut self, meter: opentelemetry::metrics::Meter) -> Self {
         self.meter = Some(meter);
         self
@@ -445,7 +447,12 @@ impl GatewayMiddlewareBuilder {
             Some(matcher) => Arc::from(matcher),
             None => Arc::new(self.hosts),
         };
-        let meter = self.meter.unwrap_or_else(default_meter);
+        let metrics = match &self.meter {
+            Some(meter) => MetricsSource::given(meter, max_model_labels),
+            None => MetricsSource::global(max_model_labels),
+        };
+        #[cfg(feature = "redis")]
+        let meter = self.meter.clone().unwrap_or_else(default_meter);
         #[cfg(feature = "redis")]
         let pacing = self.retry.pacing;
         let retrier = self.retry.enabled().then(|| Retrier::new(self.retry));
@@ -478,7 +485,7 @@ impl GatewayMiddlewareBuilder {
             telemetry: Arc::new(Telemetry {
                 tracer: self.tracer,
                 attempt_spans: self.attempt_spans,
-                metrics: Metrics::new(&meter, max_model_labels),
+                metrics,
                 log: self.call_log,
                 prices,
                 content,

@@ -300,6 +300,80 @@ impl Metrics {
     }
 }
 
+/// Where the instruments come from: the meter given to the builder, or the global meter
+/// provider. The global one is followed: a provider the application sets after the middleware
+/// was built (a client made before `init()`) is picked up at the next call, then checked at
+/// most once a second until it changes, and kept from then on, as the global tracer is.
+pub(crate) struct MetricsSource {
+    first: Metrics,
+    global: Option<GlobalMeter>,
+}
+
+struct GlobalMeter {
+    max_models: usize,
+    /// The global provider when the middleware was built (its address: an identity only).
+    at_build: usize,
+    built: std::time::Instant,
+    /// Milliseconds after `built` of the next look at the global provider.
+    next_look_ms: std::sync::atomic::AtomicU64,
+    found: std::sync::OnceLock<Metrics>,
+}
+
+impl MetricsSource {
+    /// The instruments of `meter`.
+    pub(crate) fn given(meter: &Meter, max_models: usize) -> MetricsSource {
+        MetricsSource {
+            first: Metrics::new(meter, max_models),
+            global: None,
+        }
+    }
+
+    /// The instruments of the global meter provider, followed when it changes.
+    pub(crate) fn global(max_models: usize) -> MetricsSource {
+        let provider = opentelemetry::global::meter_provider();
+        MetricsSource {
+            first: Metrics::new(&global_meter(&provider), max_models),
+            global: Some(GlobalMeter {
+                max_models,
+                at_build: address(&provider),
+                built: std::time::Instant::now(),
+                next_look_ms: Default::default(),
+                found: Default::default(),
+            }),
+        }
+    }
+
+    /// The instruments to record with now.
+    pub(crate) fn get(&self) -> &Metrics {
+        use std::sync::atomic::Ordering::Relaxed;
+        let Some(g) = &self.global else {
+            return &self.first;
+        };
+        if let Some(found) = g.found.get() {
+            return found;
+        }
+        let now_ms = u64::try_from(g.built.elapsed().as_millis()).unwrap_or(u64::MAX);
+        if now_ms < g.next_look_ms.load(Relaxed) {
+            return &self.first;
+        }
+        g.next_look_ms.store(now_ms.saturating_add(1000), Relaxed);
+        let provider = opentelemetry::global::meter_provider();
+        if address(&provider) == g.at_build {
+            return &self.first;
+        }
+        g.found
+            .get_or_init(|| Metrics::new(&global_meter(&provider), g.max_models))
+    }
+}
+
+fn global_meter(provider: &Arc<dyn opentelemetry::metrics::MeterProvider + Send + Sync>) -> Meter {
+    provider.meter(crate::names::TRACING_TARGET)
+}
+
+fn address(provider: &Arc<dyn opentelemetry::metrics::MeterProvider + Send + Sync>) -> usize {
+    Arc::as_ptr(provider).cast::<()>() as usize
+}
+
 /// Most model × region windows kept (a bound on memory; a reading for a new window beyond it
 /// is not reported).
 const MAX_QUOTA_WINDOWS: usize = 1024;

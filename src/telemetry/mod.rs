@@ -32,7 +32,7 @@ const MAX_STATUS_DESCRIPTION: usize = 256;
 pub(crate) struct Telemetry {
     pub(crate) tracer: TracerSource,
     pub(crate) attempt_spans: AttemptSpans,
-    pub(crate) metrics: Metrics,
+    pub(crate) metrics: metrics::MetricsSource,
     /// Which finished calls get a log line.
     pub(crate) log: log::CallLog,
     /// The account's rate table (empty: no cost is recorded).

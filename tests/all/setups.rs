@@ -2,9 +2,10 @@
 //! simulator, looking at what reached the exporter:
 //! (a) `llm_gateway_otel::init()`; (b) a global tracer provider the application installed;
 //! (c) `.tracer_provider(&p)`; (d) only a `tracing-opentelemetry` layer with a tracer, and no
-//! global provider; (e) nothing at all.
+//! global provider; (e) nothing at all; (f) a global meter provider set after the middleware
+//! was built.
 //!
-//! A global provider and a global subscriber are per process, so (a), (b), (d) and (e) run in
+//! A global provider and a global subscriber are per process, so (a), (b), (d), (e) and (f) run in
 //! a child process: the test re-runs this test binary on one `child_*` test, which does
 //! nothing unless `LLM_GATEWAY_SETUP_CHILD` names it.
 
@@ -348,4 +349,44 @@ async fn child_nothing() {
         .send()
         .await;
     assert_eq!(response.expect("a third call").status(), 200);
+}
+
+// ---- (f) a global meter provider set after the middleware was built ---------------------------
+
+#[test]
+fn f_a_global_meter_provider_set_after_build_is_followed() {
+    run_child("setups", "late_meter");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn child_late_meter() {
+    use opentelemetry_sdk::metrics::{InMemoryMetricExporter, SdkMeterProvider};
+    if !is_child("late_meter") {
+        return;
+    }
+    let sim = Simulator::start().await.expect("simulator");
+    // A client made at start-up, before the application set up its telemetry.
+    let client = client(middleware(&sim));
+    let url = sim.chat_url();
+    assert_eq!(send_read(&client, &url, &chat("gpt-4o")).await, 200);
+    let exporter = InMemoryMetricExporter::default();
+    let provider = SdkMeterProvider::builder()
+        .with_periodic_exporter(exporter.clone())
+        .build();
+    opentelemetry::global::set_meter_provider(provider.clone());
+    // Looked for at most once a second: the calls after that are measured.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    for _ in 0..3 {
+        assert_eq!(send_read(&client, &url, &chat("gpt-4o")).await, 200);
+    }
+    provider.force_flush().expect("flush");
+    let exported = exporter.get_finished_metrics().expect("metrics");
+    let counted: f64 = crate::metrics::points(
+        &exported,
+        llm_gateway_otel::names::METRIC_OPERATION_DURATION,
+    )
+    .iter()
+    .map(|p| p.count)
+    .sum();
+    assert_eq!(counted, 3.0, "the calls made once the provider was set");
 }
