@@ -175,7 +175,7 @@ impl Metrics {
             error: call.error_type,
         };
         // The attributes of the call's set, built once per set: the values are shared with
-        // the request's facts, not copied.
+        // the request's facts, not copied. `error.type` is on the call's duration only.
         let common = || {
             let mut a = attrs.base(7);
             a.push(KeyValue::new(GEN_AI_OPERATION_NAME, OPERATION_CHAT));
@@ -183,9 +183,6 @@ impl Metrics {
             a.extend(served.clone());
             if let Some(status) = call.status {
                 a.push(KeyValue::new(HTTP_RESPONSE_STATUS_CODE, i64::from(status)));
-            }
-            if let Some(error_type) = call.error_type {
-                a.push(KeyValue::new(ERROR_TYPE, error_type.to_owned()));
             }
             a
         };
@@ -197,7 +194,12 @@ impl Metrics {
             points.duration.record(
                 &self.operation_duration,
                 call.duration.as_secs_f64(),
-                common,
+                || match call.error_type {
+                    Some(error_type) => {
+                        with(common(), KeyValue::new(ERROR_TYPE, error_type.to_owned()))
+                    }
+                    None => common(),
+                },
             );
             let Some(outcome) = call.outcome else {
                 return;

@@ -475,3 +475,59 @@ async fn calls_whose_spans_are_sampled_out_are_still_measured() {
     );
     assert!(!points(&exported, METRIC_RATE_LIMIT_REMAINING).is_empty());
 }
+
+/// `error.type` labels the call's duration, not its tokens: an answer whose usage arrived
+/// before the connection broke counts its tokens with the calls that succeeded.
+#[tokio::test]
+async fn error_type_is_on_the_duration_only() {
+    let exporter = InMemoryMetricExporter::default();
+    let provider = SdkMeterProvider::builder()
+        .with_periodic_exporter(exporter.clone())
+        .build();
+    let body = br#"{"request_id":"req-1","model":"gpt-4o","usage":{"prompt_tokens":7,"completion_tokens":3},"choices":[]}"#;
+    let addr = raw_server(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json",
+        vec![body.to_vec()],
+        std::time::Duration::ZERO,
+        Ending::Abort,
+    )
+    .await;
+    let client = client(
+        GatewayMiddleware::builder()
+            .gateway_host(addr.to_string(), Region::US)
+            .meter(provider.meter("test"))
+            .build()
+            .unwrap(),
+    );
+    let response = client
+        .post(format!("http://{addr}/v1/chat/completions"))
+        .json(&chat("gpt-4o"))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.bytes().await.is_err(), "the body breaks off");
+    provider.force_flush().unwrap();
+    let exported = exporter.get_finished_metrics().unwrap();
+    let calls = points(&exported, METRIC_OPERATION_DURATION);
+    assert_eq!(calls.len(), 1);
+    let error_type = calls[0]
+        .attrs
+        .iter()
+        .find(|kv| kv.key.as_str() == ERROR_TYPE)
+        .map(|kv| kv.value.as_str().into_owned());
+    assert!(
+        error_type.is_some(),
+        "the call failed: {:?}",
+        calls[0].attrs
+    );
+    let tokens = points(&exported, METRIC_TOKEN_USAGE);
+    assert_eq!(tokens.len(), 2, "input and output");
+    for p in &tokens {
+        assert!(
+            p.attrs.iter().all(|kv| kv.key.as_str() != ERROR_TYPE),
+            "{:?}",
+            p.attrs
+        );
+    }
+    assert_eq!(tokens.iter().map(|p| p.sum).sum::<f64>(), 10.0);
+}
