@@ -34,12 +34,7 @@ async fn raw_call(
     let capture = Capture::start();
     let addr = raw_server(head, irregular_chunks(body), pause, ending).await;
     let client = client_for(&addr.to_string(), Region::US);
-    let response = client
-        .post(format!("http://{addr}/v1/chat/completions"))
-        .json(&chat("gpt-4o"))
-        .send()
-        .await
-        .unwrap();
+    let response = post_chat(&client, addr).await;
     let read = response.bytes().await.map(|b| b.to_vec());
     (read, capture.call())
 }

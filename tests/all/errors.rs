@@ -242,12 +242,7 @@ async fn error_body_is_capped_and_the_user_still_gets_all_of_it() {
         .build()
         .unwrap();
     let client = client(middleware);
-    let response = client
-        .post(format!("http://{addr}/v1/chat/completions"))
-        .json(&chat("gpt-4o"))
-        .send()
-        .await
-        .unwrap();
+    let response = post_chat(&client, addr).await;
     let body = response.bytes().await.unwrap();
     assert_eq!(body.as_ref(), big_error.as_bytes());
     let span = capture.call();

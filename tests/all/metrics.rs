@@ -241,13 +241,7 @@ async fn the_served_model_falls_back_to_the_request_echo_everywhere() {
         .with_periodic_exporter(exporter.clone())
         .build();
     let body = br#"{"request_id":"req-echo","request":{"model":"echoed-model"},"choices":[]}"#;
-    let addr = raw_server(
-        "HTTP/1.1 200 OK\r\ncontent-type: application/json",
-        vec![body.to_vec()],
-        std::time::Duration::ZERO,
-        Ending::Close,
-    )
-    .await;
+    let addr = json_server(body, Ending::Close).await;
     let middleware = GatewayMiddleware::builder()
         .traced()
         .gateway_host(addr.to_string(), Region::US)
@@ -485,13 +479,7 @@ async fn error_type_is_on_the_duration_only() {
         .with_periodic_exporter(exporter.clone())
         .build();
     let body = br#"{"request_id":"req-1","model":"gpt-4o","usage":{"prompt_tokens":7,"completion_tokens":3},"choices":[]}"#;
-    let addr = raw_server(
-        "HTTP/1.1 200 OK\r\ncontent-type: application/json",
-        vec![body.to_vec()],
-        std::time::Duration::ZERO,
-        Ending::Abort,
-    )
-    .await;
+    let addr = json_server(body, Ending::Abort).await;
     let client = client(
         GatewayMiddleware::builder()
             .gateway_host(addr.to_string(), Region::US)
@@ -499,12 +487,7 @@ async fn error_type_is_on_the_duration_only() {
             .build()
             .unwrap(),
     );
-    let response = client
-        .post(format!("http://{addr}/v1/chat/completions"))
-        .json(&chat("gpt-4o"))
-        .send()
-        .await
-        .unwrap();
+    let response = post_chat(&client, addr).await;
     assert!(response.bytes().await.is_err(), "the body breaks off");
     provider.force_flush().unwrap();
     let exported = exporter.get_finished_metrics().unwrap();

@@ -108,12 +108,7 @@ async fn rate_limit_reset_is_used_when_there_is_no_retry_after() {
         .build()
         .unwrap();
     let client = client(middleware);
-    let response = client
-        .post(format!("http://{addr}/v1/chat/completions"))
-        .json(&chat("gpt-4o"))
-        .send()
-        .await
-        .unwrap();
+    let response = post_chat(&client, addr).await;
     assert_eq!(response.status(), 429);
     drop(response);
     let span = capture.call();

@@ -178,13 +178,7 @@ async fn attempt_spans_always_records_the_single_attempt() {
 async fn completion_id_and_request_id_each_have_their_attribute() {
     let capture = Capture::start();
     let body = br#"{"id":"chatcmpl-abc123","request_id":"req-42","model":"gpt-4o","choices":[]}"#;
-    let addr = raw_server(
-        "HTTP/1.1 200 OK\r\ncontent-type: application/json",
-        vec![body.to_vec()],
-        std::time::Duration::ZERO,
-        Ending::Close,
-    )
-    .await;
+    let addr = json_server(body, Ending::Close).await;
     let client = client_for(&addr.to_string(), Region::US);
     let url = format!("http://{addr}/v1/chat/completions");
     assert_eq!(send_read(&client, &url, &chat("gpt-4o")).await, 200);

@@ -192,6 +192,20 @@ pub async fn send_read(client: &ClientWithMiddleware, url: &str, body: &serde_js
     status
 }
 
+/// Sends a `gpt-4o` chat to the chat-completions path of `addr` (a raw server) and returns the
+/// response head; the body is the test's to read.
+pub async fn post_chat(
+    client: &ClientWithMiddleware,
+    addr: std::net::SocketAddr,
+) -> reqwest::Response {
+    client
+        .post(format!("http://{addr}/v1/chat/completions"))
+        .json(&chat("gpt-4o"))
+        .send()
+        .await
+        .expect("an answer")
+}
+
 pub fn chat(model: &str) -> serde_json::Value {
     serde_json::json!({
         "model": model,
@@ -253,6 +267,17 @@ pub async fn raw_server(
         }
     });
     addr
+}
+
+/// A raw server answering `200` with the JSON `body` (see [`raw_server`]).
+pub async fn json_server(body: &[u8], ending: Ending) -> std::net::SocketAddr {
+    raw_server(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json",
+        vec![body.to_vec()],
+        Duration::ZERO,
+        ending,
+    )
+    .await
 }
 
 const CHILD: &str = "LLM_GATEWAY_TEST_CHILD";
