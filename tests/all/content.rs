@@ -258,15 +258,7 @@ async fn content_is_bounded_with_a_visible_cut() {
     let (sim, client) = setup(ContentCapture::SpanOnly, |b| b.max_content_bytes(1024)).await;
     let mut body = conversation("claude-sonnet-4-6");
     body["messages"][1]["content"] = Value::from("lorem ipsum ".repeat(1000));
-    client
-        .post(sim.chat_url())
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    send_read(&client, &sim.chat_url(), &body).await;
     let input = attr_str(&capture.call(), GEN_AI_INPUT_MESSAGES).unwrap();
     assert!(input.len() <= 1024, "{} bytes", input.len());
     assert!(

@@ -127,15 +127,7 @@ async fn calls_attempts_tokens_and_rate_limits_are_measured() {
     drop(limited);
     let mut streamed = chat("gpt-4o-mini");
     streamed["stream"] = serde_json::json!(true);
-    client
-        .post(sim.chat_url())
-        .json(&streamed)
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    send_read(&client, &sim.chat_url(), &streamed).await;
 
     // The gateway falls back by itself: its rate-limit headers describe the serving model.
     let mut with_fallback = chat("claude-haiku-4-5");

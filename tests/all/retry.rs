@@ -237,15 +237,7 @@ async fn backoff_is_jittered_within_its_bounds() {
     let client = retrying(&sim, Region::US, Retry::default().no_budget());
     for _ in 0..30 {
         sim.inject(Fault::Status(502));
-        client
-            .post(sim.chat_url())
-            .json(&chat("gpt-4o"))
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
+        send_read(&client, &sim.chat_url(), &chat("gpt-4o")).await;
     }
     let delays: Vec<f64> = capture
         .calls()

@@ -138,15 +138,7 @@ async fn attempt_spans_always_records_the_single_attempt() {
             .build()
             .unwrap(),
     );
-    client
-        .post(sim.chat_url())
-        .json(&chat("gpt-4o"))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    send_read(&client, &sim.chat_url(), &chat("gpt-4o")).await;
     let span = capture.call();
     let attempts = capture.attempts_of(&span);
     assert_eq!(attempts.len(), 1, "one attempt span under the call span");
@@ -398,15 +390,7 @@ async fn a_call_inside_an_application_span_is_its_child() {
     let capture = Capture::start();
     let (sim, client) = simulator().await;
     let send = || async {
-        client
-            .post(sim.chat_url())
-            .json(&chat("gpt-4o"))
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
+        send_read(&client, &sim.chat_url(), &chat("gpt-4o")).await;
     };
 
     // A `tracing` span of the application.
