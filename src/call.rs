@@ -201,7 +201,7 @@ impl CallRecorder {
             &self.telemetry.tracer,
             &self.span,
             request,
-            i64::from(resends),
+            resends,
             None,
         ))
     }
@@ -296,9 +296,8 @@ impl CallRecorder {
             self.span
                 .set(KeyValue::new(LLM_GATEWAY_RETRY_STOP_REASON, stop));
         }
-        if resends > 0 {
-            self.span
-                .set(KeyValue::new(HTTP_REQUEST_RESEND_COUNT, i64::from(resends)));
+        if let Some(resend_count) = telemetry::resend_count_attribute(resends) {
+            self.span.set(resend_count);
             if gateway_retries {
                 self.span
                     .set(KeyValue::new(LLM_GATEWAY_RETRY_GATEWAY_RETRY, true));

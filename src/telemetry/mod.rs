@@ -95,7 +95,7 @@ pub(crate) fn attempt_span(
     tracer: &TracerSource,
     call: &SpanHandle,
     request: &reqwest::Request,
-    resend_count: i64,
+    resend_count: u32,
     start: Option<std::time::SystemTime>,
 ) -> SpanHandle {
     // The span is named for the method; POST, the one the gateway serves, is not copied.
@@ -110,11 +110,14 @@ pub(crate) fn attempt_span(
         KeyValue::new(HTTP_REQUEST_METHOD, method),
         KeyValue::new(URL_FULL, crate::redact::redact_url(request.url())),
     ];
-    // Only on a re-send, as the HTTP conventions ask: the first attempt has none.
-    if resend_count > 0 {
-        attributes.push(KeyValue::new(HTTP_REQUEST_RESEND_COUNT, resend_count));
-    }
+    attributes.extend(resend_count_attribute(resend_count));
     tracer.start_attempt(call, name, attributes, start)
+}
+
+/// `http.request.resend_count` of a request re-sent `resends` times: only on a re-send, as
+/// the HTTP conventions ask (on the call's span and on each attempt's).
+pub(crate) fn resend_count_attribute(resends: u32) -> Option<KeyValue> {
+    (resends > 0).then(|| KeyValue::new(HTTP_REQUEST_RESEND_COUNT, i64::from(resends)))
 }
 
 /// Records on an attempt span what came back, a status or a transport failure, and ends it
