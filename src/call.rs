@@ -61,7 +61,7 @@ impl CallRecorder {
         request: &reqwest::Request,
         extensions: &http::Extensions,
     ) -> CallRecorder {
-        let attributes = MetricAttributes::of(&facts, &telemetry.metrics.get().models);
+        let attributes = MetricAttributes::of(&facts, &telemetry.metrics.look().models);
         let span = telemetry::call_span(&telemetry.tracer, &facts, &attributes);
         let capture = telemetry.content;
         let report = ReportHandle::start(request, &facts, extensions, capture.is_on());

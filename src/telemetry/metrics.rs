@@ -304,8 +304,8 @@ impl Metrics {
 
 /// Where the instruments come from: the meter given to the builder, or the global meter
 /// provider. The global one is followed: a provider the application sets after the middleware
-/// was built (a client made before `init()`) is picked up at the next call, then checked at
-/// most once a second until it changes, and kept from then on, as the global tracer is.
+/// was built (a client made before `init()`) is picked up as the next call starts, then looked
+/// for at most once a second until it changes, and kept from then on, as the global tracer is.
 pub(crate) struct MetricsSource {
     first: Metrics,
     global: Option<GlobalMeter>,
@@ -345,8 +345,17 @@ impl MetricsSource {
         }
     }
 
-    /// The instruments to record with now.
+    /// The instruments to record with.
     pub(crate) fn get(&self) -> &Metrics {
+        self.global
+            .as_ref()
+            .and_then(|g| g.found.get())
+            .unwrap_or(&self.first)
+    }
+
+    /// The instruments to record a new call with: the global provider is looked at here,
+    /// once per call at most (and at most once a second), not at every measurement.
+    pub(crate) fn look(&self) -> &Metrics {
         use std::sync::atomic::Ordering::Relaxed;
         let Some(g) = &self.global else {
             return &self.first;
