@@ -119,20 +119,19 @@ impl<E: Default> Sets<E> {
         if self.len.load(Relaxed) >= MAX_SETS {
             return f(&E::default());
         }
-        {
-            let mut sets = self.sets.write().unwrap_or_else(|e| e.into_inner());
-            if find(&sets, hash, labels).is_none() && self.len.load(Relaxed) < MAX_SETS {
-                sets.entry(hash)
-                    .or_default()
-                    .push((labels.owned(), E::default()));
-                self.len.fetch_add(1, Relaxed);
-            }
+        let mut sets = self.sets.write().unwrap_or_else(|e| e.into_inner());
+        // Another call may have made it, or filled the last place, since the read.
+        if let Some((_, e)) = find(&sets, hash, labels) {
+            return f(e);
         }
-        let sets = self.sets.read().unwrap_or_else(|e| e.into_inner());
-        match find(&sets, hash, labels) {
-            Some((_, e)) => f(e),
-            None => f(&E::default()),
+        if self.len.load(Relaxed) >= MAX_SETS {
+            return f(&E::default());
         }
+        let bucket = sets.entry(hash).or_default();
+        bucket.push((labels.owned(), E::default()));
+        self.len.fetch_add(1, Relaxed);
+        let (_, made) = &bucket[bucket.len() - 1];
+        f(made)
     }
 }
 
