@@ -1,9 +1,11 @@
 //! Metric instruments (see `telemetry-conventions.md`): one place where every call, attempt,
 //! retry and rate-limit reading is turned into OpenTelemetry measurements.
 //!
-//! The instruments are created once, when the middleware is built, from the meter given to
-//! the builder (default: the global meter provider's `llm_gateway_otel` meter). Attribute sets
-//! stay low-cardinality: model, region, status code, error type, never a request id.
+//! The instruments are created when the middleware is built, from the meter given to the
+//! builder, or from the global meter provider's `llm_gateway_otel` meter, made again once if
+//! the application sets that provider later ([`MetricsSource`]). Attribute sets stay
+//! low-cardinality: model, region, status code, error type, never a request id; each is built
+//! once and kept (`bound`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
